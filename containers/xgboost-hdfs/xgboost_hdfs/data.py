@@ -1,0 +1,221 @@
+"""Training channels -> (features, labels): raw HDFS logs + anomaly_label.csv, CSV, libsvm or parquet.
+
+The format comes from the channel's ContentType or, when absent, from the files themselves.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from byoc import codecs
+from byoc.errors import DataError, RequestError
+from byoc.training import TrainingEnv, open_text
+
+from .logparse import BlockCounts, LogFormatError, TemplateMatcher, count_events, numbered
+
+log = logging.getLogger(__name__)
+
+LABEL_FILE = "anomaly_label.csv"
+RAW_LOGS = "raw-logs"
+PARQUET = "parquet"
+CONTENT_TYPES = {
+    "text/csv": codecs.CSV,
+    "text/libsvm": codecs.LIBSVM,
+    "text/x-libsvm": codecs.LIBSVM,
+    "application/x-parquet": PARQUET,
+    "application/parquet": PARQUET,
+    "text/plain": RAW_LOGS,
+    "text/x-hdfs-log": RAW_LOGS,
+}
+
+
+@dataclass
+class Dataset:
+    features: np.ndarray
+    labels: np.ndarray
+    feature_names: list[str]
+    source: str  # RAW_LOGS or the feature file format
+    report: dict = field(default_factory=dict)
+
+
+def detect_format(env: TrainingEnv, channel: str, files: list[Path]) -> str:
+    declared = env.content_type(channel)
+    if declared:
+        if declared not in CONTENT_TYPES:
+            raise DataError(
+                f"channel '{channel}': ContentType {declared!r} is not supported; "
+                f"use one of {sorted(CONTENT_TYPES)}"
+            )
+        return CONTENT_TYPES[declared]
+    if any(f.name == LABEL_FILE for f in files):
+        return RAW_LOGS
+    first = files[0]
+    with open(first, "rb") as handle:
+        head = handle.read(4)
+    if head == b"PAR1":
+        return PARQUET
+    with open_text(first) as handle:
+        line = handle.readline()
+    tokens = line.split()
+    if len(tokens) > 1 and all(":" in t for t in tokens[1:]) and "," not in line:
+        return codecs.LIBSVM
+    return codecs.CSV
+
+
+def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True) -> Dataset | None:
+    files = env.channel_files(channel, required=required)
+    if not files:
+        return None
+    kind = detect_format(env, channel, files)
+    log.info("channel '%s': %d file(s), format %s", channel, len(files), kind)
+    if kind == RAW_LOGS:
+        return _load_raw_logs(channel, files, matcher)
+    if kind == PARQUET:
+        return _load_parquet(files)
+    return _load_feature_text(files, kind)
+
+
+# Raw logs -------------------------------------------------------------------------------------
+
+def _read_labels(path: Path) -> dict[str, int]:
+    labels = {}
+    with open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or [h.strip() for h in header[:2]] != ["BlockId", "Label"]:
+            raise DataError(f"{path.name}, line 1: expected the header 'BlockId,Label', found {header}")
+        for number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != 2 or row[1].strip() not in ("Normal", "Anomaly"):
+                raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found {','.join(row)!r}")
+            labels[row[0].strip()] = int(row[1].strip() == "Anomaly")
+    if not labels:
+        raise DataError(f"{path.name} has no labels; it must list 'BlockId,Label' rows")
+    return labels
+
+
+def _load_raw_logs(channel: str, files: list[Path], matcher: TemplateMatcher) -> Dataset:
+    label_files = [f for f in files if f.name == LABEL_FILE]
+    if not label_files:
+        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them")
+    labels: dict[str, int] = {}
+    for path in label_files:
+        labels.update(_read_labels(path))
+    logs = [f for f in files if f.name != LABEL_FILE]
+    if not logs:
+        raise DataError(f"channel '{channel}' has {LABEL_FILE} but no log files")
+    counts = BlockCounts(feature_names=matcher.feature_names)
+    for path in logs:
+        with open_text(path) as handle:
+            try:
+                count_events(numbered(path.name, handle), matcher, into=counts)
+            except LogFormatError as exc:
+                raise DataError(str(exc)) from None
+            except EOFError:
+                raise DataError(f"{path.name} is a truncated gzip file; upload it again") from None
+        log.info("%s: %d lines so far, %d blocks", path.name, counts.lines, len(counts.counts))
+    unlabelled = [b for b in counts.counts if b not in labels]
+    if unlabelled:
+        raise DataError(
+            f"{len(unlabelled)} block(s) in the logs of channel '{channel}' have no row in {LABEL_FILE}, "
+            f"e.g. {unlabelled[:3]}; add them to the label file"
+        )
+    if counts.unmatched_lines:
+        log.warning("%d line(s) matched no template and were counted in the '%s' column, e.g. %s",
+                    counts.unmatched_lines, matcher.feature_names[-1], counts.unmatched_examples)
+    block_ids = list(counts.counts)  # chronological: order of first appearance
+    report = {
+        "lines": counts.lines,
+        "blocks": len(block_ids),
+        "unmatched_lines": counts.unmatched_lines,
+        "unmatched_examples": counts.unmatched_examples,
+        "labelled_blocks_without_logs": len(labels) - len(block_ids),
+    }
+    return Dataset(
+        features=counts.matrix(block_ids),
+        labels=np.array([labels[b] for b in block_ids], dtype=np.float32),
+        feature_names=list(matcher.feature_names),
+        source=RAW_LOGS,
+        report=report,
+    )
+
+
+# Ready features -------------------------------------------------------------------------------
+
+def _load_feature_text(files: list[Path], kind: str) -> Dataset:
+    """CSV (label first, no header) or libsvm (label first, index:value)."""
+    parts, labels = [], []
+    for path in files:
+        with open_text(path) as handle:
+            body = handle.read().encode()
+        if not body.strip():
+            raise DataError(f"{path.name} is empty")
+        try:
+            if kind == codecs.CSV:
+                matrix = codecs.decode_csv(body)
+                label, features = matrix[:, 0], matrix[:, 1:]
+            else:
+                lines = [line for line in body.decode().splitlines() if line.strip()]
+                label = np.array([_cell_label(line.split(None, 1)[0], path, n) for n, line in enumerate(lines, 1)],
+                                 dtype=np.float32)
+                features = codecs.decode_libsvm(body)
+        except RequestError as exc:
+            hint = " (training CSV has no header row; the label is the first column)" if kind == codecs.CSV else ""
+            raise DataError(f"{path.name}: {exc}{hint}") from None
+        parts.append((path, features))
+        labels.append(label)
+    width = max(f.shape[1] for _, f in parts)
+    if kind == codecs.CSV:
+        for path, features in parts:
+            if features.shape[1] != width:
+                raise DataError(f"{path.name} has {features.shape[1] + 1} columns but other files have {width + 1}; "
+                                "every training file needs the same columns")
+    else:  # libsvm rows are sparse: pad narrower files with missing values
+        parts = [(p, np.pad(f, ((0, 0), (0, width - f.shape[1])), constant_values=np.nan)) for p, f in parts]
+    features = np.concatenate([f for _, f in parts])
+    return Dataset(features, _check_labels(np.concatenate(labels), files), [f"f{i}" for i in range(width)], kind)
+
+
+def _cell_label(token: str, path: Path, line: int) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        raise DataError(f"{path.name}, line {line}: label {token!r} is not a number") from None
+
+
+def _load_parquet(files: list[Path]) -> Dataset:
+    import pandas as pd
+
+    frames = []
+    for path in files:
+        try:
+            frames.append(pd.read_parquet(path, engine="fastparquet"))
+        except Exception as exc:
+            raise DataError(f"{path.name} is not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    columns = list(frames[0].columns)
+    for path, frame in zip(files, frames):
+        if list(frame.columns) != columns:
+            raise DataError(f"{path.name} has columns {list(frame.columns)} but {files[0].name} has {columns}")
+    frame = pd.concat(frames, ignore_index=True)
+    label = "label" if "label" in columns else columns[0]
+    names = [str(c) for c in columns if c != label]
+    try:
+        features = frame[[c for c in columns if c != label]].to_numpy(dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"parquet feature columns must be numeric: {exc}") from None
+    return Dataset(features, _check_labels(frame[label].to_numpy(dtype=np.float32), files), names, PARQUET)
+
+
+def _check_labels(labels: np.ndarray, files: list[Path]) -> np.ndarray:
+    bad = np.flatnonzero(~np.isin(labels, (0.0, 1.0)))
+    if bad.size:
+        raise DataError(
+            f"label of row {bad[0] + 1} (over {', '.join(f.name for f in files)}) is {labels[bad[0]]}; "
+            "a binary classifier needs labels 0 or 1 in the first column"
+        )
+    return labels

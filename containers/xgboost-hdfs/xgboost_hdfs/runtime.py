@@ -1,0 +1,79 @@
+"""Serving: feature rows in any codec's content type, or raw HDFS log lines as text/plain."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import xgboost as xgb
+
+from byoc import codecs
+from byoc.errors import RequestError, UnsupportedMediaType
+from byoc.runtime import ModelRuntime
+
+from .data import RAW_LOGS
+from .logparse import LogFormatError, TemplateMatcher, count_events, numbered
+from .train import METADATA_FILE, MODEL_FILE
+
+log = logging.getLogger(__name__)
+MODEL_SUFFIXES = (".json", ".ubj", ".bst", ".model", ".bin")
+
+
+class Runtime(ModelRuntime):
+    content_types = (*codecs.DECODERS, codecs.TEXT)
+
+    def load(self) -> None:
+        metadata_path = self.model_dir / METADATA_FILE
+        self.metadata = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
+        self.booster = xgb.Booster()
+        # From bytes, XGBoost tells JSON, UBJSON and the legacy binary format apart by content.
+        self.booster.load_model(bytearray(self._model_file().read_bytes()))
+        self.booster.set_param({"nthread": 1})
+        n = self.booster.num_features()
+        self.feature_names = self.metadata.get("feature_names") or self.booster.feature_names or [f"f{i}" for i in range(n)]
+        if len(self.feature_names) != n:
+            raise ValueError(f"{METADATA_FILE} lists {len(self.feature_names)} features but the model has {n}")
+        objective = self.metadata.get("objective") or json.loads(self.booster.save_config())["learner"]["objective"]["name"]
+        self.threshold = self.metadata.get("threshold", 0.0 if objective == "binary:logitraw" else 0.5)
+        templates = self.metadata.get("templates")
+        self.matcher = TemplateMatcher([tuple(t) for t in templates]) if templates else None
+        log.info("loaded %d-feature model, threshold %.4f, raw logs %s", n, self.threshold,
+                 "accepted" if self.matcher else "not accepted")
+
+    def _model_file(self):
+        """Ours or SageMaker built-in XGBoost's 'xgboost-model'; else the one model-like file present."""
+        named = self.model_dir / MODEL_FILE
+        if named.exists():
+            return named
+        found = [p for p in self.model_dir.iterdir() if p.suffix in MODEL_SUFFIXES and p.name != METADATA_FILE]
+        if len(found) != 1:
+            raise FileNotFoundError(f"no {MODEL_FILE} in {self.model_dir} and {len(found)} other model files "
+                                    f"({', '.join(MODEL_SUFFIXES)}); expected exactly one")
+        return found[0]
+
+    def decode(self, body: bytes, content_type: str):
+        if content_type != codecs.TEXT:
+            return None, super().decode(body, content_type)
+        if self.matcher is None or self.metadata.get("feature_source") != RAW_LOGS:
+            raise UnsupportedMediaType("this model was trained on feature rows, not raw logs; "
+                                       "send text/csv, application/json, application/jsonlines or text/libsvm")
+        if not body.strip():
+            raise RequestError("empty request body: send at least one log line")
+        try:
+            counts = count_events(numbered("body", body.decode("utf-8", errors="replace").splitlines()), self.matcher)
+        except LogFormatError as exc:
+            raise RequestError(str(exc)) from None
+        return list(counts.counts), counts.matrix()
+
+    def predict(self, data):
+        block_ids, features = data
+        scores = self.booster.inplace_predict(features)
+        labels = scores >= self.threshold
+        if block_ids is None:
+            return [{"score": float(s), "predicted_label": int(l)} for s, l in zip(scores, labels)]
+        return [{"block_id": b, "score": float(s), "predicted_label": int(l)}
+                for b, s, l in zip(block_ids, scores, labels)]
+
+    def encode(self, predictions, accept: str) -> bytes:
+        fields = ("block_id", "score") if predictions and "block_id" in predictions[0] else self.csv_fields
+        return codecs.encode(predictions, accept, fields)

@@ -1,0 +1,188 @@
+"""Training: hyperparameters, XGBoost rounds with built-in-style metric lines, threshold, artifact."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from datetime import datetime, timezone
+
+import numpy as np
+import xgboost as xgb
+
+from byoc import metrics
+from byoc.errors import DataError
+from byoc.hyperparameters import Param, parse
+from byoc.training import TrainingEnv
+
+from .data import RAW_LOGS, Dataset, load_channel
+from .evaluation import best_f1_threshold, evaluate
+from .logparse import TemplateMatcher, load_templates
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "xgboost-model"  # same name as SageMaker's built-in XGBoost; native UBJSON format
+METADATA_FILE = "metadata.json"
+OBJECTIVES = ("binary:logistic", "reg:logistic", "binary:logitraw", "binary:hinge")
+EVAL_METRICS = ("auc", "aucpr", "logloss", "error", "rmse", "mae", "pre", "map", "ndcg")
+
+
+def _positive_or_auto(raw: str):
+    return "auto" if raw.strip().lower() == "auto" else float(raw)
+
+
+def _threshold(raw: str):
+    if raw.strip().lower() == "auto":
+        return "auto"
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("a threshold is a probability in [0, 1]")
+    return value
+
+
+def _eval_metrics(raw: str) -> list[str]:
+    names = [m.strip() for m in raw.split(",") if m.strip()]
+    for name in names:
+        if name.split("@")[0] not in EVAL_METRICS:
+            raise ValueError(f"{name!r} is not one of {', '.join(EVAL_METRICS)} (optionally with @k or @t)")
+    if not names:
+        raise ValueError("no metric given")
+    return names
+
+
+HYPERPARAMETERS = [
+    Param("num_round", int, 100, "boosting rounds", low=1, high=100000),
+    Param("early_stopping_rounds", int, None, "stop when the last eval_metric on validation has not improved for this many rounds", low=1),
+    Param("eval_metric", str, ["logloss", "auc"], "comma-separated metrics printed each round; the last one drives early stopping", parse=_eval_metrics),
+    Param("objective", str, "binary:logistic", "learning objective", choices=OBJECTIVES),
+    Param("booster", str, "gbtree", "tree booster", choices=("gbtree", "dart")),
+    Param("eta", float, 0.3, "learning rate", low=0.0, high=1.0),
+    Param("gamma", float, 0.0, "minimum loss reduction to split", low=0.0),
+    Param("max_depth", int, 6, "maximum tree depth (0: no limit, lossguide only)", low=0, high=64),
+    Param("min_child_weight", float, 0.1, "minimum hessian in a leaf; low because anomalies are rare", low=0.0),
+    Param("max_delta_step", float, 0.0, "cap on each leaf's step", low=0.0),
+    Param("subsample", float, 1.0, "row sampling per tree", low=0.0, high=1.0),
+    Param("colsample_bytree", float, 1.0, "column sampling per tree", low=0.0, high=1.0),
+    Param("colsample_bylevel", float, 1.0, "column sampling per level", low=0.0, high=1.0),
+    Param("colsample_bynode", float, 1.0, "column sampling per split", low=0.0, high=1.0),
+    Param("lambda", float, 1.0, "L2 regularisation", low=0.0),
+    Param("alpha", float, 0.0, "L1 regularisation", low=0.0),
+    Param("tree_method", str, "hist", "tree construction", choices=("auto", "exact", "approx", "hist")),
+    Param("max_bin", int, 256, "histogram bins (hist, approx)", low=2),
+    Param("grow_policy", str, "depthwise", "how trees grow", choices=("depthwise", "lossguide")),
+    Param("max_leaves", int, 0, "maximum leaves (0: no limit)", low=0),
+    Param("num_parallel_tree", int, 1, "trees per round (random-forest style)", low=1),
+    Param("scale_pos_weight", float, "auto", "weight of positives; auto = negatives / positives in train", parse=_positive_or_auto),
+    Param("base_score", float, None, "initial prediction (default: estimated by XGBoost)", low=0.0, high=1.0),
+    Param("rate_drop", float, 0.0, "dart: dropout rate", low=0.0, high=1.0),
+    Param("skip_drop", float, 0.0, "dart: probability of skipping dropout", low=0.0, high=1.0),
+    Param("seed", int, 0, "random seed"),
+    Param("nthread", int, None, "threads (default: all CPUs)", low=1),
+    Param("verbosity", int, 1, "XGBoost log level", low=0, high=3),
+    Param("threshold", float, "auto", "decision threshold; auto = best F1 on the validation channel (0.5 without one)", parse=_threshold),
+]
+_XGB_NAMES = {"lambda": "reg_lambda", "alpha": "reg_alpha"}
+_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric"}
+
+
+def xgboost_params(hp: dict, labels: np.ndarray) -> dict:
+    params = {_XGB_NAMES.get(k, k): v for k, v in hp.items() if k not in _NOT_XGB and v is not None}
+    params["eval_metric"] = hp["eval_metric"]
+    if params["scale_pos_weight"] == "auto":
+        positives = float(labels.sum())
+        params["scale_pos_weight"] = (len(labels) - positives) / positives if positives else 1.0
+    params.setdefault("nthread", os.cpu_count() or 1)
+    return params
+
+
+class _PrintRounds(xgb.callback.TrainingCallback):
+    """Per-round lines exactly as SageMaker's built-in XGBoost prints them."""
+
+    def after_iteration(self, model, epoch, evals_log) -> bool:
+        metrics.print_round(epoch, {f"{data}-{name}": values[-1]
+                                    for data, results in evals_log.items() for name, values in results.items()})
+        return False
+
+
+def train(env: TrainingEnv) -> None:
+    hp = parse(env.hyperparameters, HYPERPARAMETERS)
+    matcher = TemplateMatcher()
+    train_set = load_channel(env, "train", matcher)
+    validation = load_channel(env, "validation", matcher, required=False)
+    _check_compatible(train_set, validation)
+    if train_set.labels.sum() == 0 or train_set.labels.sum() == len(train_set.labels):
+        raise DataError("the train channel has only one class; it needs both normal (0) and anomalous (1) examples")
+    if hp["early_stopping_rounds"] and validation is None:
+        raise DataError("early_stopping_rounds needs a 'validation' channel")
+
+    params = xgboost_params(hp, train_set.labels)
+    log.info("training on %d rows x %d features (%d positive); params %s", *train_set.features.shape,
+             int(train_set.labels.sum()), params)
+    dtrain = xgb.DMatrix(train_set.features, train_set.labels, feature_names=train_set.feature_names)
+    evals = [(dtrain, "train")]
+    if validation is not None:
+        dvalid = xgb.DMatrix(validation.features, validation.labels, feature_names=validation.feature_names)
+        evals.append((dvalid, "validation"))
+    booster = xgb.train(params, dtrain, hp["num_round"], evals=evals, verbose_eval=False,
+                        early_stopping_rounds=hp["early_stopping_rounds"], callbacks=[_PrintRounds()])
+
+    scored = validation or train_set
+    scores = _predict(booster, scored.features)
+    threshold = _choose_threshold(hp, validation, scores)
+    evaluation = evaluate(scored.labels, scores, threshold)
+    evaluation["dataset"] = "validation" if validation is not None else "train"
+    evaluation["best_iteration"] = getattr(booster, "best_iteration", hp["num_round"] - 1)
+    for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc"):
+        metrics.print_metric(f"{evaluation['dataset']}-{name}", evaluation[name])
+
+    _save(env, booster, train_set, hp, threshold, evaluation)
+
+
+def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
+    limit = getattr(booster, "best_iteration", None)
+    rounds = (0, limit + 1) if limit is not None else (0, 0)
+    return booster.inplace_predict(features, iteration_range=rounds)
+
+
+def _choose_threshold(hp: dict, validation: Dataset | None, scores: np.ndarray) -> float:
+    if hp["threshold"] != "auto":
+        return hp["threshold"]
+    default = 0.0 if hp["objective"] == "binary:logitraw" else 0.5
+    if validation is None or hp["objective"] == "binary:hinge":
+        return default
+    return best_f1_threshold(validation.labels, scores, default)
+
+
+def _check_compatible(train_set: Dataset, validation: Dataset | None) -> None:
+    if validation is None:
+        return
+    if validation.features.shape[1] != train_set.features.shape[1]:
+        raise DataError(f"validation has {validation.features.shape[1]} features but train has "
+                        f"{train_set.features.shape[1]}; both channels need the same columns")
+    if validation.source != train_set.source:
+        raise DataError(f"train is {train_set.source} but validation is {validation.source}; use one format")
+
+
+def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, threshold: float, evaluation: dict) -> None:
+    """Model and metadata only after everything succeeded, so a failed job leaves no model."""
+    env.model_dir.mkdir(parents=True, exist_ok=True)
+    env.output_data_dir.mkdir(parents=True, exist_ok=True)
+    if getattr(booster, "best_iteration", None) is not None:
+        booster = booster[: booster.best_iteration + 1]
+    booster.save_model(str(env.model_dir / MODEL_FILE) + ".ubj")
+    os.replace(str(env.model_dir / MODEL_FILE) + ".ubj", env.model_dir / MODEL_FILE)
+    metadata = {
+        "format": 1,
+        "feature_names": dataset.feature_names,
+        "feature_source": dataset.source,
+        "templates": load_templates() if dataset.source == RAW_LOGS else None,
+        "objective": hp["objective"],
+        "threshold": float(threshold),
+        "versions": {"xgboost": xgb.__version__, "python": platform.python_version()},
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (env.model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    (env.output_data_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    if dataset.report:
+        (env.output_data_dir / "extraction.json").write_text(json.dumps(dataset.report, indent=2))
+    log.info("saved %s and %s; threshold %.4f", MODEL_FILE, METADATA_FILE, threshold)

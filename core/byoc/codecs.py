@@ -1,0 +1,327 @@
+"""Content types, in one place: request bodies -> feature matrices, predictions -> response bodies.
+
+Every decoder is strict: a ragged row, a non-numeric cell or a wrong column count is a
+RequestError that names the row (1-based) and column (1-based), never a silent fix-up.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import NotAcceptable, RequestError, UnsupportedMediaType
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+LIBSVM = "text/libsvm"
+NPY = "application/x-npy"
+TEXT = "text/plain"
+
+ALIASES = {
+    "application/jsonl": JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+    "application/json-lines": JSONLINES,
+    "text/x-libsvm": LIBSVM,
+    "application/x-libsvm": LIBSVM,
+    "application/x-csv": CSV,
+    "text/x-csv": CSV,
+}
+MISSING_CELLS = {"", "nan", "NaN", "NA", "null"}  # read as NaN, which XGBoost treats as missing
+
+
+def media_type(header: str | None) -> str:
+    """'Text/CSV; charset=utf-8' -> 'text/csv' (aliases folded)."""
+    value = (header or "").split(";")[0].strip().lower()
+    return ALIASES.get(value, value)
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"body is not UTF-8 text (byte {exc.start})") from None
+
+
+def _require_body(body: bytes) -> None:
+    if not body or not body.strip():
+        raise RequestError("empty request body: send at least one row")
+
+
+def _cell(value: Any, row: int, col: int) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise RequestError(f"row {row}, column {col}: {value!r} is not a number")
+    if isinstance(value, str):
+        value = value.strip()
+        if value in MISSING_CELLS:
+            return math.nan
+    try:
+        return float(value)
+    except ValueError:
+        raise RequestError(f"row {row}, column {col}: {value!r} is not a number") from None
+
+
+def _check_width(widths: Sequence[int], expected: int | None) -> int:
+    """Every row as wide as the first (and as the model expects); the first offender is named."""
+    width = expected if expected is not None else widths[0]
+    for row, found in enumerate(widths, start=1):
+        if found != width:
+            whom = "the model expects" if expected is not None else "row 1 has"
+            raise RequestError(f"row {row} has {found} columns but {whom} {width}")
+    return width
+
+
+# Decoders: bytes -> float32 matrix -------------------------------------------------------------
+
+def decode_csv(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    _require_body(body)
+    lines = [line for line in _text(body).splitlines() if line.strip()]
+    width = _check_width([line.count(",") + 1 for line in lines], len(feature_names) if feature_names else None)
+    try:  # fast path: one vectorised conversion for the whole body
+        return np.array(",".join(lines).split(","), dtype=np.float32).reshape(len(lines), width)
+    except ValueError:
+        pass
+    matrix = np.empty((len(lines), width), dtype=np.float32)
+    for r, line in enumerate(lines):
+        for c, cell in enumerate(line.split(",")):
+            matrix[r, c] = _cell(cell, r + 1, c + 1)
+    return matrix
+
+
+def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """Lists of numbers, or records keyed by feature name, into a checked float32 matrix."""
+    if isinstance(rows, list) and rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rows):
+        rows = [rows]  # a single flat row
+    if not isinstance(rows, list) or not rows:
+        raise RequestError("expected a non-empty list of rows, e.g. {\"instances\": [[1.0, 2.0]]}")
+    if all(isinstance(row, dict) for row in rows):
+        return _records_to_matrix(rows, feature_names)
+    for r, row in enumerate(rows, start=1):
+        if not isinstance(row, list):
+            raise RequestError(f"row {r} is {type(row).__name__}, expected a list of numbers or an object of named features")
+    width = _check_width([len(row) for row in rows], len(feature_names) if feature_names else None)
+    matrix = np.empty((len(rows), width), dtype=np.float32)
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            matrix[r, c] = _cell(value, r + 1, c + 1)
+    return matrix
+
+
+def _records_to_matrix(records: list[dict], feature_names: Sequence[str] | None) -> np.ndarray:
+    if not feature_names:
+        raise RequestError("this model has no feature names; send rows as lists in training column order")
+    index = {name: i for i, name in enumerate(feature_names)}
+    matrix = np.full((len(records), len(feature_names)), np.nan, dtype=np.float32)
+    for r, record in enumerate(records, start=1):
+        unknown = [k for k in record if k not in index]
+        if unknown:
+            raise RequestError(f"row {r}: unknown feature(s) {unknown}; the model's features are {list(feature_names)}")
+        missing = [name for name in feature_names if name not in record]
+        if missing:
+            raise RequestError(f"row {r}: missing feature(s) {missing}")
+        for name, value in record.items():
+            matrix[r - 1, index[name]] = _cell(value, r, index[name] + 1)
+    return matrix
+
+
+def _json_rows(document: Any) -> Any:
+    if isinstance(document, dict):
+        for key in ("instances", "data", "inputs", "features"):
+            if key in document:
+                return document[key]
+        raise RequestError('JSON object must hold the rows under "instances" or "data"')
+    return document
+
+
+def decode_json(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    _require_body(body)
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise RequestError(f"unreadable JSON: {exc}") from None
+    return rows_to_matrix(_json_rows(document), feature_names)
+
+
+def decode_jsonlines(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    _require_body(body)
+    rows = []
+    for number, line in enumerate(_text(body).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise RequestError(f"line {number}: unreadable JSON ({exc})") from None
+        rows.append(_json_rows(row) if isinstance(row, dict) and not _is_record(row, feature_names) else row)
+    return rows_to_matrix(rows, feature_names)
+
+
+def _is_record(row: dict, feature_names: Sequence[str] | None) -> bool:
+    return bool(feature_names) and any(k in feature_names for k in row)
+
+
+def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """'[label] index:value ...' lines; indices are 0-based column numbers as in XGBoost.
+
+    A leading token without ':' is a label and is ignored. Absent entries are missing (NaN).
+    """
+    _require_body(body)
+    lines = [line for line in _text(body).splitlines() if line.strip()]
+    parsed: list[dict[int, float]] = []
+    for r, line in enumerate(lines, start=1):
+        entries = {}
+        tokens = line.split()
+        if tokens and ":" not in tokens[0]:
+            tokens = tokens[1:]
+        for token in tokens:
+            index, sep, value = token.partition(":")
+            if not sep or not index.isdigit():
+                raise RequestError(f"row {r}: {token!r} is not index:value")
+            entries[int(index)] = _cell(value, r, int(index) + 1)
+        parsed.append(entries)
+    width = len(feature_names) if feature_names else 1 + max((max(e) for e in parsed if e), default=-1)
+    matrix = np.full((len(parsed), width), np.nan, dtype=np.float32)
+    for r, entries in enumerate(parsed):
+        for index, value in entries.items():
+            if index >= width:
+                raise RequestError(f"row {r + 1}: feature index {index} is out of range; the model has {width} features (0..{width - 1})")
+            matrix[r, index] = value
+    return matrix
+
+
+def decode_npy(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    _require_body(body)
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except ValueError as exc:
+        raise RequestError(f"unreadable .npy body: {exc}") from None
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise RequestError(f"expected a 2-D array, got shape {array.shape}")
+    if feature_names and array.shape[1] != len(feature_names):
+        raise RequestError(f"array has {array.shape[1]} columns but the model expects {len(feature_names)}")
+    try:
+        return array.astype(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"array is not numeric: {exc}") from None
+
+
+DECODERS: dict[str, Callable[..., np.ndarray]] = {
+    CSV: decode_csv,
+    JSON: decode_json,
+    JSONLINES: decode_jsonlines,
+    LIBSVM: decode_libsvm,
+    NPY: decode_npy,
+}
+
+
+def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    kind = media_type(content_type)
+    decoder = DECODERS.get(kind)
+    if decoder is None:
+        raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {sorted(DECODERS)}")
+    return decoder(body, feature_names)
+
+
+# Encoders: predictions -> bytes ---------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _records(predictions: Any) -> list:
+    if isinstance(predictions, np.ndarray):
+        return predictions.tolist()
+    return [{k: _plain(v) for k, v in p.items()} if isinstance(p, dict) else _plain(p) for p in predictions]
+
+
+def encode_json(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
+    return json.dumps({"predictions": _records(predictions)}).encode()
+
+
+def encode_jsonlines(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
+    return "".join(json.dumps(p) + "\n" for p in _records(predictions)).encode()
+
+
+def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> bytes:
+    """One line per prediction: the record's csv_fields, or the row of values as is."""
+    lines = []
+    for p in _records(predictions):
+        if isinstance(p, dict):
+            values = [p[f] for f in csv_fields if f in p]
+        elif isinstance(p, list):
+            values = p
+        else:
+            values = [p]
+        lines.append(",".join(str(v) for v in values))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def encode_npy(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> bytes:
+    records = _records(predictions)
+    if records and isinstance(records[0], dict):
+        key = csv_fields[0] if csv_fields else next(iter(records[0]))
+        records = [p[key] for p in records]
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(records), allow_pickle=False)
+    return buffer.getvalue()
+
+
+ENCODERS: dict[str, Callable[..., bytes]] = {
+    JSON: encode_json,
+    JSONLINES: encode_jsonlines,
+    CSV: encode_csv,
+    NPY: encode_npy,
+}
+
+
+def negotiate(accept: str | None, content_type: str | None, supported: Sequence[str] = tuple(ENCODERS)) -> str:
+    """The response type: the first supported entry of Accept (by q), else a default by input.
+
+    Missing or */* Accept answers CSV to CSV input and JSON otherwise (JSON Lines to JSON Lines).
+    """
+    wanted = []
+    for position, part in enumerate((accept or "").split(",")):
+        fields = part.split(";")
+        kind = media_type(fields[0])
+        if not kind:
+            continue
+        q = 1.0
+        for param in fields[1:]:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        wanted.append((-q, position, kind))
+    for _, _, kind in sorted(wanted):
+        if kind in supported:
+            return kind
+        if kind in ("*/*", "application/*", "text/*") or not kind:
+            return _default_accept(content_type, supported, kind)
+    if not wanted:
+        return _default_accept(content_type, supported, "*/*")
+    raise NotAcceptable(f"Accept {accept!r} is not supported; use one of {list(supported)}")
+
+
+def _default_accept(content_type: str | None, supported: Sequence[str], wildcard: str) -> str:
+    kind = media_type(content_type)
+    preferred = kind if kind in (CSV, JSONLINES) else JSON
+    if wildcard != "*/*" and not preferred.startswith(wildcard[:-1]):
+        preferred = next((s for s in supported if s.startswith(wildcard[:-1])), preferred)
+    return preferred if preferred in supported else supported[0]
+
+
+def encode(predictions: Any, accept: str, csv_fields: Sequence[str] = ("score",)) -> bytes:
+    return ENCODERS[accept](predictions, csv_fields)

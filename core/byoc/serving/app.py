@@ -1,0 +1,69 @@
+"""The flask app behind SageMaker's serving contract: /ping, /invocations, /execution-parameters.
+
+Bad requests get a 4xx with {"error": "..."}; nothing a client sends can produce a 500.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import PayloadTooLarge, RequestError
+from ..runtime import ModelRuntime
+from .config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+def _error(message: str, status: int) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
+    app = Flask("byoc")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes
+
+    @app.get("/ping")
+    def ping() -> Response:
+        # The model is loaded before the first worker accepts a connection (see server.py),
+        # so answering at all means a worker with a loaded model is ready.
+        return Response("{}", status=200, mimetype="application/json")
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return jsonify(
+            MaxConcurrentTransforms=config.workers,
+            BatchStrategy="MULTI_RECORD",
+            MaxPayloadInMB=config.max_payload_mb,
+        )
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        if request.content_length is not None and request.content_length > config.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"body of {request.content_length} bytes is over the {config.max_payload_mb} MB limit "
+                "(SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+            )
+        body = request.get_data(cache=False)
+        payload, mimetype = runtime.invoke(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        return Response(payload, status=200, mimetype=mimetype)
+
+    @app.errorhandler(RequestError)
+    def request_error(exc: RequestError) -> Response:
+        return _error(str(exc), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        if exc.code == 413:
+            return _error(f"body is over the {config.max_payload_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)", 413)
+        return _error(exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error while serving")
+        return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
+
+    return app

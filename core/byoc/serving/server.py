@@ -1,0 +1,63 @@
+"""Run the app under gunicorn with SageMaker's settings.
+
+The model is loaded once in the master before any socket is opened (preload), so /ping cannot
+answer before the model is ready, a broken model stops the container with a clear message,
+and workers share the loaded model's memory copy-on-write.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+from gunicorn.app.base import BaseApplication
+
+from ..runtime import ModelRuntime
+from .app import create_app
+from .config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+class _Server(BaseApplication):
+    def __init__(self, load_app: Callable, options: dict):
+        self._load_app = load_app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self._load_app()
+
+
+def serve(runtime_class: type[ModelRuntime]) -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig.from_env()
+    # One compute thread per worker: workers are the unit of parallelism.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    def load_app():
+        try:
+            runtime = runtime_class(config.model_dir)
+        except Exception as exc:
+            log.exception("could not load the model from %s", config.model_dir)
+            sys.exit(f"could not load the model from {config.model_dir}: {exc}")
+        log.info("model loaded from %s; %d worker(s) on port %d", config.model_dir, config.workers, config.port)
+        return create_app(runtime, config)
+
+    _Server(load_app, {
+        "bind": f"0.0.0.0:{config.port}",
+        "workers": config.workers,
+        "timeout": config.timeout,
+        "graceful_timeout": 20,
+        "preload_app": True,
+        "worker_class": "sync",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+    }).run()

@@ -1,0 +1,161 @@
+"""SageMaker's training contract: the /opt/ml tree, its config files, and the failure file.
+
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo.html
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path("/opt/ml")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
+
+
+@dataclass
+class TrainingEnv:
+    """Everything a training job reads from and writes to under /opt/ml."""
+
+    root: Path = DEFAULT_ROOT
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    input_data_config: dict[str, dict] = field(default_factory=dict)
+    resource_config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path | str | None = None) -> "TrainingEnv":
+        root = Path(root or os.environ.get("SM_ML_ROOT", DEFAULT_ROOT))
+        config = root / "input" / "config"
+        env = cls(
+            root=root,
+            hyperparameters=_read_json(config / "hyperparameters.json", {}),
+            input_data_config=_read_json(config / "inputdataconfig.json", {}),
+            resource_config=_read_json(config / "resourceconfig.json", {}),
+        )
+        for name, value in (("hyperparameters.json", env.hyperparameters),
+                            ("inputdataconfig.json", env.input_data_config),
+                            ("resourceconfig.json", env.resource_config)):
+            if not isinstance(value, dict):
+                raise UserError(f"{config / name}: expected a JSON object, got {type(value).__name__}")
+        return env
+
+    # Paths -------------------------------------------------------------------------------
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.root / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.root / "output" / "failure"
+
+    def channel_dir(self, name: str) -> Path:
+        return self.root / "input" / "data" / name
+
+    # Channels ----------------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        """Channels declared in inputdataconfig.json, or the folders present when it is absent."""
+        if self.input_data_config:
+            return list(self.input_data_config)
+        data = self.root / "input" / "data"
+        return sorted(p.name for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+
+    def has_channel(self, name: str) -> bool:
+        return name in self.channels and self.channel_dir(name).is_dir()
+
+    def content_type(self, name: str) -> str | None:
+        """The channel's ContentType without parameters, lower-case; None when not given."""
+        value = self.input_data_config.get(name, {}).get("ContentType")
+        return value.split(";")[0].strip().lower() if value else None
+
+    def channel_files(self, name: str, required: bool = True) -> list[Path]:
+        """Every visible file of a channel, nested folders included, in a stable order."""
+        folder = self.channel_dir(name)
+        if not folder.is_dir():
+            if required:
+                raise DataError(
+                    f"no '{name}' channel: {folder} does not exist. "
+                    f"Pass a '{name}' input (fit({{'{name}': ...}})); channels found: {self.channels or 'none'}"
+                )
+            return []
+        files = sorted(
+            p for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+        if not files and required:
+            raise DataError(f"the '{name}' channel ({folder}) has no files; upload data to its S3 prefix")
+        return files
+
+    # Cluster -----------------------------------------------------------------------------
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.resource_config.get("hosts", ["algo-1"]))
+
+    @property
+    def current_host(self) -> str:
+        return self.resource_config.get("current_host", "algo-1")
+
+
+def open_text(path: Path):
+    """Open a text file that may be gzip-compressed (detected by its magic bytes, not its name)."""
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == GZIP_MAGIC:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, "rt", encoding="utf-8", errors="replace", newline="")
+
+
+def write_failure(env: TrainingEnv, reason: str) -> None:
+    """SageMaker shows this file's text as the job's FailureReason (it keeps the first 1 KiB)."""
+    env.failure_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = env.failure_file.with_suffix(".tmp")
+    tmp.write_text(reason.strip() + "\n")
+    tmp.replace(env.failure_file)
+
+
+def run(train: Callable[[TrainingEnv], None], root: Path | str | None = None) -> int:
+    """Run a training function under the contract: failure file and non-zero exit on any error."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = TrainingEnv(root=Path(root or os.environ.get("SM_ML_ROOT", DEFAULT_ROOT)))
+    try:
+        env = TrainingEnv.load(env.root)
+        train(env)
+    except UserError as exc:
+        traceback.print_exc()
+        write_failure(env, f"{type(exc).__name__}: {exc}")
+        log.error("training failed: %s", exc)
+        return 1
+    except MemoryError:
+        traceback.print_exc()
+        write_failure(env, "MemoryError: the training data does not fit in this instance's memory; "
+                           "use a larger instance type or fewer/smaller input files")
+        return 1
+    except Exception as exc:  # an unexpected failure is still reported, with a hint it is ours
+        traceback.print_exc()
+        write_failure(env, f"internal error {type(exc).__name__}: {exc} (see the job's log for the traceback)")
+        return 2
+    log.info("training finished; model in %s", env.model_dir)
+    return 0

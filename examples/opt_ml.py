@@ -1,0 +1,110 @@
+"""Lay out a SageMaker /opt/ml tree from the real data in ../shared/data, for local runs and tests.
+
+    python3 examples/opt_ml.py hdfs-raw  DEST   # raw HDFS logs + anomaly_label.csv per channel
+    python3 examples/opt_ml.py hdfs-csv  DEST   # event-count features, label first, no header
+
+Both use the same chronological split: blocks ordered by first appearance, the earliest
+80 % train and the latest 20 % validation (never a random split: many blocks share an
+identical event-count vector, so random splits leak).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+HDFS = SHARED / "hdfs"
+TRAIN_FRACTION = 0.8
+_BLOCK = re.compile(r"blk_-?\d+")
+
+
+def hdfs_split(fraction: float = TRAIN_FRACTION) -> tuple[set[str], set[str]]:
+    order: dict[str, None] = {}
+    with gzip.open(HDFS / "HDFS.log.gz", "rt") as logs:
+        for line in logs:
+            for block in _BLOCK.findall(line):
+                order.setdefault(block)
+    blocks = list(order)
+    cut = int(len(blocks) * fraction)
+    return set(blocks[:cut]), set(blocks[cut:])
+
+
+def _labels() -> dict[str, str]:
+    with open(HDFS / "anomaly_label.csv") as handle:
+        return {row["BlockId"]: row["Label"] for row in csv.DictReader(handle)}
+
+
+def write_config(root: Path, hyperparameters: dict | None = None, content_types: dict | None = None,
+                 channels=("train", "validation")) -> None:
+    config = root / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in (hyperparameters or {}).items()}))
+    (config / "inputdataconfig.json").write_text(json.dumps(
+        {c: ({"ContentType": content_types[c]} if content_types and c in content_types else {}) for c in channels}))
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    for sub in ("model", "output/data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+
+
+def hdfs_raw(root: Path, fraction: float = TRAIN_FRACTION) -> None:
+    """Each channel gets its blocks' log lines (gzip) and their labels; a line naming blocks on
+    both sides of the split keeps only each side's block ids."""
+    train, validation = hdfs_split(fraction)
+    labels = _labels()
+    for name, blocks in (("train", train), ("validation", validation)):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        seen: dict[str, None] = {}
+        with gzip.open(HDFS / "HDFS.log.gz", "rt") as logs, gzip.open(folder / "HDFS.log.gz", "wt") as out:
+            for line in logs:
+                named = _BLOCK.findall(line)
+                mine = [b for b in named if b in blocks]
+                if not mine:
+                    continue
+                for other in set(named) - set(mine):
+                    line = re.sub(rf"\s*\b{other}\b", "", line)
+                out.write(line)
+                seen.update(dict.fromkeys(mine))
+        with open(folder / "anomaly_label.csv", "w") as out:
+            out.write("BlockId,Label\n")
+            out.writelines(f"{b},{labels[b]}\n" for b in seen)
+    write_config(root)
+
+
+def hdfs_csv(root: Path, fraction: float = TRAIN_FRACTION) -> None:
+    sys.path.insert(0, str(REPO / "containers" / "xgboost-hdfs"))
+    from xgboost_hdfs.logparse import TemplateMatcher, count_events, numbered
+
+    with gzip.open(HDFS / "HDFS.log.gz", "rt") as logs:
+        counts = count_events(numbered("HDFS.log.gz", logs), TemplateMatcher())
+    labels = _labels()
+    blocks = list(counts.counts)
+    cut = int(len(blocks) * fraction)
+    for name, part in (("train", blocks[:cut]), ("validation", blocks[cut:])):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "features.csv", "w") as out:
+            for block in part:
+                label = int(labels[block] == "Anomaly")
+                out.write(",".join([str(label), *map(str, counts.counts[block].tolist())]) + "\n")
+    write_config(root, content_types={"train": "text/csv", "validation": "text/csv"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("layout", choices=["hdfs-raw", "hdfs-csv"])
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--train-fraction", type=float, default=TRAIN_FRACTION)
+    args = parser.parse_args()
+    {"hdfs-raw": hdfs_raw, "hdfs-csv": hdfs_csv}[args.layout](args.dest, args.train_fraction)
+    print(f"wrote {args.layout} /opt/ml tree to {args.dest}")
+
+
+if __name__ == "__main__":
+    main()
