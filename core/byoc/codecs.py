@@ -99,8 +99,7 @@ def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None) -> np.
         rows = [rows]  # a single flat row
     if not isinstance(rows, list) or not rows:
         raise RequestError("expected a non-empty list of rows, e.g. {\"instances\": [[1.0, 2.0]]}")
-    if all(isinstance(row, dict) for row in rows):
-        return _records_to_matrix(rows, feature_names)
+    rows = [_record_row(row, r, feature_names) if isinstance(row, dict) else row for r, row in enumerate(rows, start=1)]
     for r, row in enumerate(rows, start=1):
         if not isinstance(row, list):
             raise RequestError(f"row {r} is {type(row).__name__}, expected a list of numbers or an object of named features")
@@ -112,21 +111,17 @@ def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None) -> np.
     return matrix
 
 
-def _records_to_matrix(records: list[dict], feature_names: Sequence[str] | None) -> np.ndarray:
+def _record_row(record: dict, r: int, feature_names: Sequence[str] | None) -> list:
+    """{"hour": 16, ...} -> values in model feature order; unknown or missing names are errors."""
     if not feature_names:
         raise RequestError("this model has no feature names; send rows as lists in training column order")
-    index = {name: i for i, name in enumerate(feature_names)}
-    matrix = np.full((len(records), len(feature_names)), np.nan, dtype=np.float32)
-    for r, record in enumerate(records, start=1):
-        unknown = [k for k in record if k not in index]
-        if unknown:
-            raise RequestError(f"row {r}: unknown feature(s) {unknown}; the model's features are {list(feature_names)}")
-        missing = [name for name in feature_names if name not in record]
-        if missing:
-            raise RequestError(f"row {r}: missing feature(s) {missing}")
-        for name, value in record.items():
-            matrix[r - 1, index[name]] = _cell(value, r, index[name] + 1)
-    return matrix
+    unknown = [k for k in record if k not in feature_names]
+    if unknown:
+        raise RequestError(f"row {r}: unknown feature(s) {unknown}; the model's features are {list(feature_names)}")
+    missing = [name for name in feature_names if name not in record]
+    if missing:
+        raise RequestError(f"row {r}: missing feature(s) {missing}")
+    return [record[name] for name in feature_names]
 
 
 def _json_rows(document: Any) -> Any:

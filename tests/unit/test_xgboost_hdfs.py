@@ -1,0 +1,104 @@
+"""The xgboost-hdfs algorithm on the real HDFS_v1 sample, without Docker."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+import opt_ml
+from byoc.training import run
+from xgboost_hdfs import Runtime, train
+from xgboost_hdfs.logparse import LogFormatError, TemplateMatcher, count_events, numbered
+
+SM_BUILTIN_SET = {"max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6, "subsample": 0.7,
+                  "objective": "binary:logistic", "num_round": 50}
+
+
+@pytest.fixture(scope="module")
+def raw_tree(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("raw")
+    opt_ml.hdfs_raw(root)
+    return root
+
+
+def _copy_tree(src, dst, hyperparameters=None):
+    import shutil
+    shutil.copytree(src / "input", dst / "input")
+    opt_ml.write_config(dst, hyperparameters)
+    return dst
+
+
+def test_every_real_line_matches_exactly_one_template(shared_data):
+    matcher = TemplateMatcher()
+    with gzip.open(shared_data / "hdfs" / "HDFS.log.gz", "rt") as logs:
+        counts = count_events(numbered("HDFS.log.gz", logs), matcher)
+    assert counts.lines == 165_563 and counts.unmatched_lines == 0
+    labels = (shared_data / "hdfs" / "anomaly_label.csv").read_text().splitlines()[1:]
+    assert list(counts.counts) == [row.split(",")[0] for row in labels]  # label rows follow first appearance
+
+
+def test_multi_block_lines_count_for_each_block_and_unknown_lines_are_kept():
+    lines = [
+        "081109 214043 19 INFO dfs.FSNamesystem: BLOCK* ask 10.251.126.5:50010 to delete  blk_1 blk_-2 blk_1",
+        "081109 214043 19 INFO dfs.DataNode: something nobody templated for blk_1",
+    ]
+    counts = count_events(numbered("body", lines), TemplateMatcher())
+    names = counts.feature_names
+    assert counts.counts["blk_1"][names.index("E30")] == 1  # once per line, even when named twice
+    assert counts.counts["blk_-2"][names.index("E30")] == 1
+    assert counts.counts["blk_1"][names.index("unmatched")] == 1 and counts.unmatched_lines == 1
+
+
+def test_a_line_without_block_id_is_an_error_naming_file_and_line():
+    with pytest.raises(LogFormatError, match="HDFS.log, line 2: no block id"):
+        count_events(numbered("HDFS.log", ["081109 203530 147 INFO x: Receiving block blk_1 src: /a dest: /b",
+                                           "081109 203530 147 INFO x: hello"]), TemplateMatcher())
+
+
+def test_default_training_is_strong_on_a_chronological_split(raw_tree, tmp_path):
+    root = _copy_tree(raw_tree, tmp_path)
+    assert run(train, root) == 0
+    evaluation = json.loads((root / "output" / "data" / "evaluation.json").read_text())
+    assert evaluation["dataset"] == "validation" and evaluation["rows"] == 1610
+    assert evaluation["f1"] > 0.9 and evaluation["recall"] > 0.9 and evaluation["precision"] > 0.9
+    assert set(evaluation) >= {"accuracy", "false_positive_rate", "roc_auc", "confusion_matrix", "threshold"}
+    metadata = json.loads((root / "model" / "metadata.json").read_text())
+    assert metadata["feature_names"][:2] == ["E1", "E2"] and metadata["feature_names"][-1] == "unmatched"
+    assert metadata["feature_source"] == "raw-logs" and len(metadata["templates"]) == 30
+    assert (root / "model" / "xgboost-model").read_bytes()[:1] == b"{"  # UBJSON, not pickle
+
+
+def test_sagemaker_builtin_hyperparameters_run_as_written(raw_tree, tmp_path, capsys):
+    root = _copy_tree(raw_tree, tmp_path, SM_BUILTIN_SET)
+    assert run(train, root) == 0
+    out = capsys.readouterr().out
+    assert "[49]\ttrain-logloss:" in out and "\tvalidation-auc:" in out
+    assert "[50]" not in out
+
+
+def test_unknown_hyperparameter_fails_before_training_and_writes_no_model(raw_tree, tmp_path):
+    root = _copy_tree(raw_tree, tmp_path, {"num_rounds": 10})
+    assert run(train, root) == 1
+    assert "num_rounds" in (root / "output" / "failure").read_text()
+    assert not (root / "model" / "xgboost-model").exists()
+
+
+def test_feature_csv_channels_train_too(shared_data, tmp_path):
+    opt_ml.hdfs_csv(tmp_path)
+    assert run(train, tmp_path) == 0
+    assert json.loads((tmp_path / "output" / "data" / "evaluation.json").read_text())["f1"] > 0.9
+
+
+def test_runtime_serves_a_sagemaker_builtin_model_without_metadata(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.random((200, 4)).astype(np.float32)
+    labels = (features[:, 0] > 0.5).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(features, labels), 10)
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    (tmp_path / "xgboost-model.json").rename(tmp_path / "xgboost-model")
+    runtime = Runtime(tmp_path)
+    body, kind = runtime.invoke(b"0.9,0.1,0.1,0.1\n0.1,0.1,0.1,0.1\n", "text/csv", None)
+    scores = [float(s) for s in body.split()]
+    assert kind == "text/csv" and scores[0] > 0.5 > scores[1]
+    assert runtime.feature_names == ["f0", "f1", "f2", "f3"]
