@@ -1,0 +1,98 @@
+"""Test support: paths, the real data, and Docker helpers (build through build.sh, run jobs and servers)."""
+from __future__ import annotations
+
+import os
+import sys
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+for _path in (REPO / "core", REPO / "containers" / "xgboost-hdfs", REPO / "examples"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+TAG = os.environ.get("BYOC_TEST_TAG", "latest")
+
+
+def engine_problem() -> str | None:
+    if not shutil.which("docker"):
+        return "no docker command on PATH"
+    probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"no Docker engine reachable: {probe.stderr.strip()[:200]}"
+
+
+def build(image: str) -> str:
+    """Build through the project's own build.sh, as a user would; returns the image reference."""
+    result = subprocess.run([str(REPO / "build.sh"), "--tag", TAG, image], cwd=REPO,
+                            capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        pytest.fail(f"./build.sh {image} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return f"{image}:{TAG}"
+
+
+def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, timeout: int = 600):
+    """`docker run IMAGE train` with ml_root as /opt/ml; returns the CompletedProcess."""
+    command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml"]
+    for key, value in (env or {}).items():
+        command += ["-e", f"{key}={value}"]
+    return subprocess.run(command + [image, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class Server:
+    """`docker run IMAGE serve` on a loopback port; the container is removed on exit."""
+
+    def __init__(self, image: str, model_dir: Path, env: dict | None = None, port: int = 8080):
+        self.image, self.model_dir, self.env, self.port = image, model_dir, env or {}, port
+        self.name = f"byoc-test-{uuid.uuid4().hex[:8]}"
+        self.url = ""
+
+    def __enter__(self) -> "Server":
+        command = ["docker", "run", "-d", "--name", self.name, "-p", f"127.0.0.1::{self.port}",
+                   "-v", f"{self.model_dir}:/opt/ml/model:ro"]
+        for key, value in self.env.items():
+            command += ["-e", f"{key}={value}"]
+        subprocess.run(command + [self.image, "serve"], check=True, capture_output=True)
+        mapped = subprocess.run(["docker", "port", self.name, f"{self.port}/tcp"], capture_output=True,
+                                text=True, check=True).stdout.split()[0]
+        self.url = f"http://{mapped}"
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            if not self.running():
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"server did not become ready:\n{self.logs()}")
+
+    def running(self) -> bool:
+        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", self.name],
+                               capture_output=True, text=True)
+        return state.stdout.strip() == "true"
+
+    def logs(self) -> str:
+        out = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
+        return out.stdout + out.stderr
+
+    def post(self, body, content_type: str | None, accept: str | None = None, **kwargs):
+        headers = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        return requests.post(f"{self.url}/invocations", data=body, headers=headers, timeout=30, **kwargs)
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
