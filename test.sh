@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command: a venv with the pinned dev dependencies, then pytest.
+# Unit tests run anywhere; container tests build the images through build.sh and need a Docker
+# engine (they are skipped, saying so, when none is reachable). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${BYOC_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+# Reinstall only when the pins changed.
+stamp="$VENV/.requirements.sha"
+want=$(cat requirements-dev.txt containers/*/requirements.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$VENV/bin/pip" install --quiet -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+exec "$VENV/bin/python" -m pytest "$@"
