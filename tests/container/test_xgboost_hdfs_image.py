@@ -117,7 +117,7 @@ def test_ping_and_execution_parameters(server):
     ("application/json", json.dumps({"data": _rows(3)})),
     ("application/json", json.dumps(_rows(3))),
     ("application/jsonlines", "".join(json.dumps(r) + "\n" for r in _rows(3))),
-    ("text/libsvm", "".join(" ".join(f"{i}:{v}" for i, v in enumerate(r) if v) + "\n" for r in _rows(3))),
+    ("text/libsvm", "".join("0 " + " ".join(f"{i}:{v}" for i, v in enumerate(r)) + "\n" for r in _rows(3))),
 ])
 def test_every_content_type_gives_the_same_scores(server, content_type, body):
     reference = server.post(_csv(_rows(3)), "text/csv").text.split()
@@ -210,7 +210,7 @@ def test_environment_variables(image, raw_job):
         assert response.status_code == 200 and len(response.text.splitlines()) == 10000
         processes = subprocess.run(
             ["docker", "exec", server.name, "sh", "-c",
-             "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '/serve'"],
+             "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^/opt/venv/bin/python[0-9.]* /opt/venv/bin/serve'"],
             capture_output=True, text=True)
         assert processes.stdout.strip() == "4", processes  # the gunicorn master and 3 workers
 

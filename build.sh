@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Build this project's SageMaker images (every containers/*/Dockerfile), online or offline.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+OFFICIAL_BASE=python:3.11-slim-bookworm
+LOCAL_BASE=byoc-base:bookworm
+WHEELHOUSE=.build/wheelhouse
+
+usage() {
+  cat <<'EOF'
+Usage: ./build.sh [options] [IMAGE ...]
+
+Builds the SageMaker images in containers/ (default: all of them) as IMAGE:TAG.
+
+Options:
+  --tag TAG           image tag (default: latest)
+  --mode MODE         auto | online | offline (default: auto, or $BYOC_BUILD_MODE)
+                        online:  FROM the official python:3.11-slim-bookworm image, pip from PyPI
+                        offline: FROM byoc-base:bookworm, made here from Debian packages with
+                                 mmdebstrap, and pip from a wheelhouse built on this host
+                        auto:    online when the official base image is present or can be
+                                 pulled, offline otherwise
+  --base-image IMG    use IMG as the base image instead (either mode)
+  --rebuild-base      offline: make byoc-base:bookworm again even if it exists
+  --platform PLAT     target platform (default: linux/amd64, what ml.m5 instances run)
+  -h, --help          this help
+
+Examples:
+  ./build.sh                          # every image, :latest
+  ./build.sh --tag 1.2.0 xgboost-hdfs
+  BYOC_BUILD_MODE=offline ./build.sh
+EOF
+}
+
+log() { printf '[build] %s\n' "$*" >&2; }
+die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
+
+TAG=latest MODE=${BYOC_BUILD_MODE:-auto} BASE_IMAGE="" PLATFORM=linux/amd64 REBUILD_BASE=0 IMAGES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --tag) TAG=${2:?--tag needs a value}; shift 2 ;;
+    --mode) MODE=${2:?--mode needs a value}; shift 2 ;;
+    --base-image) BASE_IMAGE=${2:?--base-image needs a value}; shift 2 ;;
+    --platform) PLATFORM=${2:?--platform needs a value}; shift 2 ;;
+    --rebuild-base) REBUILD_BASE=1; shift ;;
+    # --push (issue 4) goes here: ECR login, tag and push.
+    -*) usage >&2; die "unknown option: $1" ;;
+    *) IMAGES+=("$1"); shift ;;
+  esac
+done
+case "$MODE" in auto|online|offline) ;; *) die "--mode must be auto, online or offline, not '$MODE'" ;; esac
+
+ALL_IMAGES=()
+for dockerfile in containers/*/Dockerfile; do ALL_IMAGES+=("$(basename "$(dirname "$dockerfile")")"); done
+[ ${#IMAGES[@]} -gt 0 ] || IMAGES=("${ALL_IMAGES[@]}")
+for image in "${IMAGES[@]}"; do
+  [ -f "containers/$image/Dockerfile" ] || die "no image '$image': choose from ${ALL_IMAGES[*]}"
+done
+
+docker info >/dev/null 2>&1 || die "no Docker engine reachable (is the daemon running, may this user use it?)"
+
+official_base_available() {
+  docker image inspect "$OFFICIAL_BASE" >/dev/null 2>&1 && return 0
+  docker pull --platform "$PLATFORM" "$OFFICIAL_BASE" >/dev/null 2>&1
+}
+
+if [ "$MODE" = auto ]; then
+  if official_base_available; then
+    MODE=online; log "mode: online ($OFFICIAL_BASE is available)"
+  else
+    MODE=offline; log "mode: offline ($OFFICIAL_BASE cannot be pulled here: base from Debian packages, wheels from this host)"
+  fi
+else
+  log "mode: $MODE (chosen)"
+fi
+
+sources_file() {
+  # mmdebstrap takes the host's apt sources as its mirror argument: no mirror is named here.
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [ -s "$f" ] && { echo "$f"; return; }
+  done
+  die "no apt sources file found (/etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list)"
+}
+
+make_local_base() {
+  if [ "$REBUILD_BASE" = 0 ] && docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+    log "base: reusing $LOCAL_BASE"; return
+  fi
+  if ! command -v mmdebstrap >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "mmdebstrap is missing; install it (apt-get install mmdebstrap) or run as root"
+    log "installing mmdebstrap"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+  fi
+  local tarball; tarball=$(mktemp --suffix=.tar)
+  log "base: making $LOCAL_BASE from Debian bookworm packages (mmdebstrap, about a minute)"
+  mmdebstrap --quiet --mode=root --variant=minbase --architectures=amd64 \
+    --include=python3,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --format=tar bookworm "$tarball" "$(sources_file)"
+  docker import --platform "$PLATFORM" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+    "$tarball" "$LOCAL_BASE" >/dev/null
+  rm -f "$tarball"
+}
+
+make_wheelhouse() {
+  local python=${PYTHON:-python3}
+  "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "offline builds need Python 3.11 on the host (the image's Debian Python is 3.11); set PYTHON=..."
+  log "wheelhouse: pip wheel for ${IMAGES[*]} into $WHEELHOUSE"
+  local image
+  for image in "${IMAGES[@]}"; do
+    "$python" -m pip wheel --quiet --disable-pip-version-check -w "$WHEELHOUSE" \
+      -r "containers/$image/requirements.txt"
+  done
+}
+
+mkdir -p "$WHEELHOUSE"  # the Dockerfiles COPY it; it stays empty online
+if [ "$MODE" = offline ]; then
+  make_wheelhouse
+  [ -n "$BASE_IMAGE" ] || { make_local_base; BASE_IMAGE=$LOCAL_BASE; }
+  PIP_INSTALL_ARGS="--no-index --find-links /wheels"
+else
+  BASE_IMAGE=${BASE_IMAGE:-$OFFICIAL_BASE}
+  PIP_INSTALL_ARGS=""
+fi
+
+REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo "$TAG")
+SOURCE=${BYOC_SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || echo "https://github.com/byoc-sagemaker/byoc-images")}
+CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+for image in "${IMAGES[@]}"; do
+  log "building $image:$TAG from $BASE_IMAGE for $PLATFORM"
+  start=$(date +%s)
+  DOCKER_BUILDKIT=0 docker build --quiet --platform "$PLATFORM" \
+    -f "containers/$image/Dockerfile" -t "$image:$TAG" \
+    --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_INSTALL_ARGS="$PIP_INSTALL_ARGS" \
+    --label org.opencontainers.image.title="$image" \
+    --label org.opencontainers.image.source="$SOURCE" \
+    --label org.opencontainers.image.version="$VERSION" \
+    --label org.opencontainers.image.revision="$REVISION" \
+    --label org.opencontainers.image.created="$CREATED" \
+    . >/dev/null
+  log "built $image:$TAG in $(( $(date +%s) - start )) s"
+done
+
+docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}' \
+  | grep -E "^(REPOSITORY|$(IFS='|'; echo "${IMAGES[*]}")):$TAG\b|^REPOSITORY" || true
