@@ -36,8 +36,8 @@ class Param:
         if self.low is not None or self.high is not None:
             lo = "-inf" if self.low is None else self.low
             hi = "inf" if self.high is None else self.high
-            return f"a {self.type.__name__} in [{lo}, {hi}]"
-        return f"a {self.type.__name__}"
+            return f"{self.type.__name__} in [{lo}, {hi}]"
+        return self.type.__name__
 
     def convert(self, raw: str) -> Any:
         try:
@@ -118,5 +118,6 @@ def table(spec: Iterable[Param]) -> str:
     """A Markdown table of the spec, for the README."""
     rows = ["| name | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for p in spec:
-        rows.append(f"| `{p.name}` | {p.type.__name__} | {p.default!r} | {p.allowed()} | {p.help} |")
+        default = "—" if p.default is None else f"`{p.default}`"
+        rows.append(f"| `{p.name}` | {p.type.__name__} | {default} | {p.allowed()} | {p.help} |")
     return "\n".join(rows)
