@@ -2,8 +2,10 @@
 
     python3 examples/opt_ml.py hdfs-raw  DEST   # raw HDFS logs + anomaly_label.csv per channel
     python3 examples/opt_ml.py hdfs-csv  DEST   # event-count features, label first, no header
+    python3 examples/opt_ml.py prtg-raw  DEST   # the raw PRTG sensor parquet as the train channel
+    python3 examples/opt_ml.py prtg-csv  DEST   # minutes,hour,day_of_week,target CSVs (DataFrame.to_csv)
 
-Both use the same chronological split: blocks ordered by first appearance, the earliest
+The HDFS layouts use the same chronological split: blocks ordered by first appearance, the earliest
 80 % train and the latest 20 % validation (never a random split: many blocks share an
 identical event-count vector, so random splits leak).
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HDFS = SHARED / "hdfs"
+PRTG = next((SHARED / "prtg").glob("snmpcpu_*.parquet"), SHARED / "prtg" / "missing.parquet")
 TRAIN_FRACTION = 0.8
 _BLOCK = re.compile(r"blk_-?\d+")
 
@@ -96,15 +99,40 @@ def hdfs_csv(root: Path, fraction: float = TRAIN_FRACTION) -> None:
     write_config(root, content_types={"train": "text/csv", "validation": "text/csv"})
 
 
+def prtg_raw(root: Path, fraction: float = TRAIN_FRACTION) -> None:
+    """The sensor file as it is: the image builds features and holds out the latest 25 %."""
+    folder = root / "input" / "data" / "train"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PRTG.name).write_bytes(PRTG.read_bytes())
+    write_config(root, channels=("train",))
+
+
+def prtg_csv(root: Path, fraction: float = 0.75) -> None:
+    """What users of this data start with: time features and the target, split 75/25 in time,
+    written by DataFrame.to_csv (with its unnamed index column)."""
+    import pandas as pd
+
+    raw = pd.read_parquet(PRTG).sort_values("ts")
+    table = pd.DataFrame({"minutes": raw.ts.dt.minute, "hour": raw.ts.dt.hour,
+                          "day_of_week": raw.ts.dt.day_of_week, "snmpcpu_processor_1": raw.snmpcpu_processor_1})
+    cut = int(len(table) * fraction)
+    for name, part in (("train", table.iloc[:cut]), ("test", table.iloc[cut:])):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        part.to_csv(folder / f"{name}.csv")
+    write_config(root, channels=("train", "test"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("layout", choices=["hdfs-raw", "hdfs-csv"])
+    parser.add_argument("layout", choices=sorted(LAYOUTS))
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--train-fraction", type=float, default=TRAIN_FRACTION)
     args = parser.parse_args()
-    {"hdfs-raw": hdfs_raw, "hdfs-csv": hdfs_csv}[args.layout](args.dest, args.train_fraction)
+    LAYOUTS[args.layout](args.dest)
     print(f"wrote {args.layout} /opt/ml tree to {args.dest}")
 
+
+LAYOUTS = {"hdfs-raw": hdfs_raw, "hdfs-csv": hdfs_csv, "prtg-raw": prtg_raw, "prtg-csv": prtg_csv}
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-for _path in (REPO / "core", REPO / "containers" / "xgboost-hdfs", REPO / "examples"):
+for _path in (REPO / "core", REPO / "containers" / "xgboost-hdfs", REPO / "containers" / "sklearn-cpu", REPO / "examples"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 TAG = os.environ.get("BYOC_TEST_TAG", "latest")
