@@ -61,19 +61,20 @@ done
 
 docker info >/dev/null 2>&1 || die "no Docker engine reachable (is the daemon running, may this user use it?)"
 
-official_base_available() {
-  docker image inspect "$OFFICIAL_BASE" >/dev/null 2>&1 && return 0
-  docker pull --platform "$PLATFORM" "$OFFICIAL_BASE" >/dev/null 2>&1
+# Present locally, or pullable. The legacy builder then uses the local copy without pulling again.
+image_available() {
+  docker image inspect "$1" >/dev/null 2>&1 && return 0
+  docker pull --platform "$PLATFORM" "$1" >/dev/null 2>&1
 }
 
 if [ "$MODE" = auto ]; then
-  if official_base_available; then
+  if image_available "$OFFICIAL_BASE"; then
     MODE=online; log "mode: online ($OFFICIAL_BASE is available)"
   else
     MODE=offline; log "mode: offline ($OFFICIAL_BASE cannot be pulled here: base from Debian packages, wheels from this host)"
   fi
 else
-  log "mode: $MODE (chosen)"
+  log "mode: $MODE (chosen with --mode or BYOC_BUILD_MODE)"
 fi
 
 sources_file() {
@@ -86,16 +87,18 @@ sources_file() {
 
 make_local_base() {
   if [ "$REBUILD_BASE" = 0 ] && docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
-    log "base: reusing $LOCAL_BASE"; return
+    log "base: reusing $LOCAL_BASE (--rebuild-base makes it again)"; return
   fi
   if ! command -v mmdebstrap >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "mmdebstrap is missing; install it (apt-get install mmdebstrap) or run as root"
+    [ "$(id -u)" = 0 ] || die "mmdebstrap is missing: install it (sudo apt-get install -y mmdebstrap) or run as root"
     log "installing mmdebstrap"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
   fi
-  local tarball; tarball=$(mktemp --suffix=.tar)
+  local tarball start=$SECONDS; tarball=$(mktemp --suffix=.tar)
+  trap "rm -f '$tarball'" EXIT  # a failed mmdebstrap leaves no 170 MB tarball behind
   log "base: making $LOCAL_BASE from Debian bookworm packages (mmdebstrap, about a minute)"
-  mmdebstrap --quiet --mode=root --variant=minbase --architectures=amd64 \
+  # python3 without python3-venv: pip is bootstrapped from the wheelhouse instead of ensurepip.
+  mmdebstrap --quiet --mode=root --variant=minbase --architectures="$ARCH" \
     --include=python3,ca-certificates \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -104,7 +107,8 @@ make_local_base() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
     "$tarball" "$LOCAL_BASE" >/dev/null
-  rm -f "$tarball"
+  rm -f "$tarball"; trap - EXIT
+  log "base: $LOCAL_BASE made in $(( SECONDS - start )) s"
 }
 
 make_wheelhouse() {
@@ -112,15 +116,20 @@ make_wheelhouse() {
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "offline builds need Python 3.11 on the host (the image's Debian Python is 3.11); set PYTHON=..."
   log "wheelhouse: pip wheel for ${IMAGES[*]} into $WHEELHOUSE"
-  local image
+  local image start=$SECONDS
   for image in "${IMAGES[@]}"; do
     "$python" -m pip wheel --quiet --disable-pip-version-check -w "$WHEELHOUSE" \
       -r "containers/$image/requirements.txt"
   done
+  log "wheelhouse: ready in $(( SECONDS - start )) s"
 }
 
 mkdir -p "$WHEELHOUSE"  # the Dockerfiles COPY it; it stays empty online
 if [ "$MODE" = offline ]; then
+  # The wheelhouse holds this host's wheels and the base its Debian architecture: no cross builds.
+  ARCH=${PLATFORM#linux/}; ARCH=${ARCH%%/*}
+  [ "$ARCH" = "$(dpkg --print-architecture 2>/dev/null || echo amd64)" ] \
+    || die "offline builds are for this host's architecture only, not $PLATFORM (use --mode online)"
   make_wheelhouse
   [ -n "$BASE_IMAGE" ] || { make_local_base; BASE_IMAGE=$LOCAL_BASE; }
   PIP_INSTALL_ARGS="--no-index --find-links /wheels"
@@ -128,16 +137,26 @@ else
   BASE_IMAGE=${BASE_IMAGE:-$OFFICIAL_BASE}
   PIP_INSTALL_ARGS=""
 fi
+# Say so now rather than let the first FROM fail on a registry lookup.
+if ! image_available "$BASE_IMAGE"; then
+  [ "$BASE_IMAGE" = "$OFFICIAL_BASE" ] && hint="build without it: --mode offline (or auto)" || hint="check --base-image"
+  die "$MODE build: base image $BASE_IMAGE is not present and cannot be pulled (no registry reachable?); $hint"
+fi
 
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo "$TAG")
-SOURCE=${BYOC_SOURCE_URL:-$(git config --get remote.origin.url 2>/dev/null || echo "https://github.com/byoc-sagemaker/byoc-images")}
+# An explicit tag is the version; "latest" says nothing, so then the commit describes it.
+if [ "$TAG" != latest ]; then VERSION=$TAG
+else VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo "$TAG"); fi
+# Credentials in an https remote (user:token@) must not end up in a label.
+SOURCE=${BYOC_SOURCE_URL:-$(git remote get-url origin 2>/dev/null | sed -E 's#^([a-z+]+://)[^/@]*@#\1#' || true)}
+SOURCE=${SOURCE:-https://github.com/byoc-sagemaker/byoc-images}
 CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 for image in "${IMAGES[@]}"; do
   log "building $image:$TAG from $BASE_IMAGE for $PLATFORM"
-  start=$(date +%s)
-  DOCKER_BUILDKIT=0 docker build --quiet --platform "$PLATFORM" \
+  start=$SECONDS
+  # --quiet still prints the whole build log when a step fails; --force-rm drops failed containers.
+  DOCKER_BUILDKIT=0 docker build --quiet --force-rm --platform "$PLATFORM" \
     -f "containers/$image/Dockerfile" -t "$image:$TAG" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_INSTALL_ARGS="$PIP_INSTALL_ARGS" \
     --label org.opencontainers.image.title="$image" \
@@ -146,8 +165,8 @@ for image in "${IMAGES[@]}"; do
     --label org.opencontainers.image.revision="$REVISION" \
     --label org.opencontainers.image.created="$CREATED" \
     . >/dev/null
-  log "built $image:$TAG in $(( $(date +%s) - start )) s"
+  log "built $image:$TAG in $(( SECONDS - start )) s"
 done
 
-docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}' \
-  | grep -E "^(REPOSITORY|$(IFS='|'; echo "${IMAGES[*]}")):$TAG\b|^REPOSITORY" || true
+filters=(); for image in "${IMAGES[@]}"; do filters+=(--filter "reference=$image:$TAG"); done
+docker image ls "${filters[@]}" --format 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}'

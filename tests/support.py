@@ -36,9 +36,12 @@ def build(image: str) -> str:
     return f"{image}:{TAG}"
 
 
-def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, timeout: int = 600):
+def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, timeout: int = 600,
+            volumes: dict | None = None):
     """`docker run IMAGE train` with ml_root as /opt/ml; returns the CompletedProcess."""
     command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml"]
+    for host, container in (volumes or {}).items():
+        command += ["-v", f"{host}:{container}:ro"]
     for key, value in (env or {}).items():
         command += ["-e", f"{key}={value}"]
     return subprocess.run(command + [image, *args], capture_output=True, text=True, timeout=timeout)
@@ -47,8 +50,10 @@ def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, time
 class Server:
     """`docker run IMAGE serve` on a loopback port; the container is removed on exit."""
 
-    def __init__(self, image: str, model_dir: Path, env: dict | None = None, port: int = 8080):
+    def __init__(self, image: str, model_dir: Path, env: dict | None = None, port: int = 8080,
+                 volumes: dict | None = None):
         self.image, self.model_dir, self.env, self.port = image, model_dir, env or {}, port
+        self.volumes = volumes or {}
         self.name = f"byoc-test-{uuid.uuid4().hex[:8]}"
         self.url = ""
 
@@ -57,6 +62,8 @@ class Server:
                    "-v", f"{self.model_dir}:/opt/ml/model:ro"]
         for key, value in self.env.items():
             command += ["-e", f"{key}={value}"]
+        for host, container in self.volumes.items():
+            command += ["-v", f"{host}:{container}:ro"]
         subprocess.run(command + [self.image, "serve"], check=True, capture_output=True)
         mapped = subprocess.run(["docker", "port", self.name, f"{self.port}/tcp"], capture_output=True,
                                 text=True, check=True).stdout.split()[0]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError
 from byoc.training import TrainingEnv, open_text
 
@@ -19,16 +20,12 @@ def _is_parquet(path: Path, declared: str | None) -> bool:
         if declared not in CSV_TYPES | PARQUET_TYPES:
             raise DataError(f"ContentType {declared!r} is not supported; use text/csv or application/x-parquet")
         return declared in PARQUET_TYPES
-    with open(path, "rb") as handle:
-        return handle.read(4) == b"PAR1"
+    return is_parquet(path)
 
 
 def _read(path: Path, parquet: bool) -> pd.DataFrame:
     if parquet:
-        try:
-            return pd.read_parquet(path, engine="fastparquet")
-        except Exception as exc:
-            raise DataError(f"{path.name} is not a readable parquet file ({type(exc).__name__}: {exc})") from None
+        return read_parquet(path)
     try:
         with open_text(path) as handle:
             frame = pd.read_csv(handle)

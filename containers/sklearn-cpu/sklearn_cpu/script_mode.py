@@ -45,8 +45,8 @@ def fetch_code(source: str | None, destination: str) -> Path:
 
 
 def install_requirements(code_dir: Path) -> None:
-    """pip install the script's requirements.txt; where no package index is reachable, say
-    which requirements were skipped instead of failing a job whose packages may already be here."""
+    """pip install the script's requirements.txt. Where that fails (no package index reachable),
+    say exactly which requirements were skipped and go on with the image's own packages."""
     requirements = code_dir / "requirements.txt"
     if not requirements.exists():
         return
@@ -54,16 +54,13 @@ def install_requirements(code_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
                              "--timeout", "15", "--retries", "1", "-r", str(requirements)],
                             capture_output=True, text=True)
+    print(result.stdout[-2000:], end="", flush=True)
     if result.returncode == 0:
-        print(result.stdout[-2000:], flush=True)
         return
+    reason = next((l for l in reversed(result.stderr.splitlines()) if l.strip()), "pip failed")
     missing = _unsatisfied(requirements)
-    if missing:
-        raise UserError(f"requirements.txt: could not install {', '.join(missing)} (no package index reachable?): "
-                        f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'pip failed'}")
-    log.warning("requirements.txt: pip could not reach a package index; skipped installing, "
-                "every requirement is already satisfied by the image: %s",
-                ", ".join(line.strip() for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#")))
+    log.warning("requirements.txt: pip could not install it (%s). Skipped, not installed: %s. "
+                "The script runs with the image's packages.", reason, ", ".join(missing) or "nothing")
 
 
 def _unsatisfied(requirements: Path) -> list[str]:
@@ -87,7 +84,7 @@ def _unsatisfied(requirements: Path) -> list[str]:
 
 def train(env: TrainingEnv) -> None:
     """Run the user's script with SageMaker's environment; its exit code is the job's."""
-    from sagemaker_training import environment, mapping
+    from sagemaker_training import environment
 
     entry_point = program(env.hyperparameters)
     code_dir = fetch_code(unwrap(env.hyperparameters.get("sagemaker_submit_directory", "")) or
@@ -96,7 +93,7 @@ def train(env: TrainingEnv) -> None:
         raise UserError(f"sagemaker_program {entry_point!r} is not in {code_dir}: found {sorted(p.name for p in code_dir.iterdir())}")
     install_requirements(code_dir)
     sm = environment.Environment()
-    variables = {**os.environ, **mapping.to_env_vars(sm.to_env_vars()),
+    variables = {**os.environ, **sm.to_env_vars(),
                  "PYTHONPATH": os.pathsep.join([str(code_dir), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(code_dir / entry_point), *sm.to_cmd_args()]
     log.info("script mode: %s", " ".join(command))

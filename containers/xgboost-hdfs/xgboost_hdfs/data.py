@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from byoc import codecs
+from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError, RequestError
 from byoc.training import TrainingEnv, open_text
 
@@ -54,9 +55,7 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path]) -> str:
     if any(f.name == LABEL_FILE for f in files):
         return RAW_LOGS
     first = files[0]
-    with open(first, "rb") as handle:
-        head = handle.read(4)
-    if head == b"PAR1":
+    if is_parquet(first):
         return PARQUET
     with open_text(first) as handle:
         line = handle.readline()
@@ -191,12 +190,7 @@ def _cell_label(token: str, path: Path, line: int) -> float:
 def _load_parquet(files: list[Path]) -> Dataset:
     import pandas as pd
 
-    frames = []
-    for path in files:
-        try:
-            frames.append(pd.read_parquet(path, engine="fastparquet"))
-        except Exception as exc:
-            raise DataError(f"{path.name} is not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    frames = [read_parquet(path) for path in files]
     columns = list(frames[0].columns)
     for path, frame in zip(files, frames):
         if list(frame.columns) != columns:
