@@ -219,3 +219,60 @@ def test_script_mode_serving(image, script_job):
         wrong = server.post("38,16\n", "text/csv")
         assert wrong.status_code == 400 and "features" in wrong.json()["error"]
         assert requests.get(f"{server.url}/ping", timeout=5).status_code == 200
+
+
+HANDLERS = '''
+import json, os
+import joblib
+import numpy as np
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def input_fn(body, content_type):
+    if content_type != "application/json":
+        raise ValueError(f"this handler takes application/json, not {content_type}")
+    rows = json.loads(body)["rows"]
+    return np.array([[r["minutes"], r["hour"], r["day_of_week"]] for r in rows], dtype=float)
+
+def predict_fn(data, model):
+    return {"load": model.predict(data).round(3).tolist(), "n": len(data)}
+
+def output_fn(prediction, accept):
+    return json.dumps({"custom": prediction, "accept": accept}), "application/json"
+'''
+
+TRANSFORM = '''
+import os
+import joblib
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def transform_fn(model, body, content_type, accept):
+    rows = [[float(v) for v in line.split(",")] for line in body.decode().splitlines() if line]
+    return "|".join(f"{v:.2f}" for v in model.predict(rows)), "text/plain"
+'''
+
+
+@pytest.mark.parametrize("source", [HANDLERS, TRANSFORM], ids=["input-predict-output_fn", "transform_fn"])
+def test_script_handlers_are_used_when_defined(image, script_job, tmp_path, source):
+    root, job = script_job
+    assert job.returncode == 0, job.stderr
+    (tmp_path / "inference.py").write_text(source)
+    env = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/code"}
+    with Server(image, root / "model", env=env, volumes={tmp_path: "/opt/ml/code"}) as server:
+        reference = float(server.post("38,16,4\n", "text/csv").text.split("|")[0]) if source == TRANSFORM else None
+        if source == HANDLERS:
+            response = server.post(json.dumps({"rows": [{"minutes": 38, "hour": 16, "day_of_week": 4}]}),
+                                   "application/json", "application/json")
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["custom"]["n"] == 1 and body["accept"] == "application/json"
+            refused = server.post("38,16,4\n", "text/csv")
+            assert refused.status_code == 400 and "this handler takes application/json" in refused.json()["error"]
+        else:
+            response = server.post("38,16,4\n0,3,6\n", "text/csv", "text/plain")
+            assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+            values = response.text.split("|")
+            assert len(values) == 2 and float(values[0]) == pytest.approx(reference, abs=0.01)
