@@ -118,6 +118,7 @@ def table(spec: Iterable[Param]) -> str:
     """A Markdown table of the spec, for the README."""
     rows = ["| name | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for p in spec:
-        default = "—" if p.default is None else f"`{p.default}`"
+        shown = " ".join(map(str, p.default)) if isinstance(p.default, list) else p.default
+        default = "—" if p.default is None else f"`{shown}`"
         rows.append(f"| `{p.name}` | {p.type.__name__} | {default} | {p.allowed()} | {p.help} |")
     return "\n".join(rows)
