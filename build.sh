@@ -115,16 +115,20 @@ make_wheelhouse() {
   local python=${PYTHON:-python3}
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "offline builds need Python 3.11 on the host (the image's Debian Python is 3.11); set PYTHON=..."
-  log "wheelhouse: pip wheel for ${IMAGES[*]} into $WHEELHOUSE"
+  log "wheelhouse: pip wheel for ${IMAGES[*]} into $WHEELHOUSE/<image>"
   local image start=$SECONDS
   for image in "${IMAGES[@]}"; do
-    "$python" -m pip wheel --quiet --disable-pip-version-check -w "$WHEELHOUSE" \
+    # Made afresh each time (pip's cache makes that cheap) so no stale wheel lingers; one per
+    # image so a change to one image's pins does not invalidate the other's build cache.
+    rm -rf "$WHEELHOUSE/$image.new"
+    "$python" -m pip wheel --quiet --disable-pip-version-check -w "$WHEELHOUSE/$image.new" \
       -r "containers/$image/requirements.txt"
+    rm -rf "$WHEELHOUSE/$image" && mv "$WHEELHOUSE/$image.new" "$WHEELHOUSE/$image"
   done
   log "wheelhouse: ready in $(( SECONDS - start )) s"
 }
 
-mkdir -p "$WHEELHOUSE"  # the Dockerfiles COPY it; it stays empty online
+for image in "${IMAGES[@]}"; do mkdir -p "$WHEELHOUSE/$image"; done  # COPYed; empty online
 if [ "$MODE" = offline ]; then
   # The wheelhouse holds this host's wheels and the base its Debian architecture: no cross builds.
   ARCH=${PLATFORM#linux/}; ARCH=${ARCH%%/*}

@@ -37,9 +37,10 @@ def build(image: str) -> str:
 
 
 def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, timeout: int = 600,
-            volumes: dict | None = None):
-    """`docker run IMAGE train` with ml_root as /opt/ml; returns the CompletedProcess."""
-    command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml"]
+            volumes: dict | None = None, host_network: bool = False):
+    """`docker run IMAGE train` with ml_root as /opt/ml; returns the CompletedProcess.
+    host_network: the container shares the host's loopback (to reach a test server on 127.0.0.1)."""
+    command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml"] + (["--network", "host"] if host_network else [])
     for host, container in (volumes or {}).items():
         command += ["-v", f"{host}:{container}:ro"]
     for key, value in (env or {}).items():
@@ -103,3 +104,48 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """moto in server mode on 127.0.0.1: the AWS APIs, with no AWS account and no internet."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "MotoServer":
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/moto-api/", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError("moto server did not start")
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    @property
+    def container_env(self) -> dict:
+        """For a container on the host network: the same endpoint and dummy credentials."""
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

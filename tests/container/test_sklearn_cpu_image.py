@@ -276,3 +276,22 @@ def test_script_handlers_are_used_when_defined(image, script_job, tmp_path, sour
             assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
             values = response.text.split("|")
             assert len(values) == 2 and float(values[0]) == pytest.approx(reference, abs=0.01)
+
+
+def test_script_mode_from_s3(image, tmp_path, shared_data):
+    """sagemaker_submit_directory as SageMaker sets it: an s3:// sourcedir.tar.gz (S3 served by moto)."""
+    from support import MotoServer
+
+    opt_ml.prtg_csv(tmp_path)
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(SCRIPT_DIR / "train.py", arcname="train.py")
+    with MotoServer() as moto:
+        s3 = moto.client("s3")
+        s3.create_bucket(Bucket="byoc-code")
+        s3.upload_file(str(archive), "byoc-code", "job/source/sourcedir.tar.gz")
+        opt_ml.write_config(tmp_path, SCRIPT_HPS | {
+            "sagemaker_submit_directory": '"s3://byoc-code/job/source/sourcedir.tar.gz"'}, channels=("train", "test"))
+        job = run_job(image, tmp_path, "train", env=moto.container_env, host_network=True)
+    assert job.returncode == 0, job.stderr
+    assert (tmp_path / "model" / "model.joblib").exists()

@@ -102,3 +102,42 @@ def test_runtime_serves_a_sagemaker_builtin_model_without_metadata(tmp_path):
     scores = [float(s) for s in body.split()]
     assert kind == "text/csv" and scores[0] > 0.5 > scores[1]
     assert runtime.feature_names == ["f0", "f1", "f2", "f3"]
+
+
+def _feature_rows(tmp_path):
+    opt_ml.hdfs_csv(tmp_path / "csv")
+    read = lambda name: np.loadtxt(tmp_path / "csv" / "input" / "data" / name / "features.csv", delimiter=",")
+    return read("train"), read("validation")
+
+
+def test_parquet_channels_train(shared_data, tmp_path):
+    import fastparquet
+    import pandas as pd
+
+    train_rows, validation_rows = _feature_rows(tmp_path)
+    root = tmp_path / "parquet"
+    for name, rows in (("train", train_rows), ("validation", validation_rows)):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True)
+        frame = pd.DataFrame(rows[:, 1:], columns=[f"E{i}" for i in range(1, 31)] + ["unmatched"])
+        frame.insert(0, "label", rows[:, 0].astype(int))
+        fastparquet.write(str(folder / "part-0.parquet"), frame)
+    opt_ml.write_config(root)
+    assert run(train, root) == 0
+    metadata = json.loads((root / "model" / "metadata.json").read_text())
+    assert metadata["feature_source"] == "parquet" and metadata["feature_names"][0] == "E1"
+    assert json.loads((root / "output" / "data" / "evaluation.json").read_text())["f1"] > 0.9
+
+
+def test_libsvm_channels_train(shared_data, tmp_path):
+    train_rows, validation_rows = _feature_rows(tmp_path)
+    root = tmp_path / "libsvm"
+    for name, rows in (("train", train_rows), ("validation", validation_rows)):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True)
+        lines = (f"{int(r[0])} " + " ".join(f"{i}:{v:g}" for i, v in enumerate(r[1:]) if v) for r in rows)
+        (folder / "data.libsvm").write_text("\n".join(lines) + "\n")
+    opt_ml.write_config(root, content_types={"train": "text/libsvm", "validation": "text/libsvm"})
+    assert run(train, root) == 0
+    assert json.loads((root / "model" / "metadata.json").read_text())["feature_source"] == "text/libsvm"
+    assert json.loads((root / "output" / "data" / "evaluation.json").read_text())["f1"] > 0.85
