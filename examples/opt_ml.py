@@ -81,7 +81,7 @@ def hdfs_raw(root: Path, fraction: float = TRAIN_FRACTION) -> None:
 
 
 def hdfs_csv(root: Path, fraction: float = TRAIN_FRACTION) -> None:
-    sys.path.insert(0, str(REPO / "containers" / "xgboost-hdfs"))
+    sys.path[:0] = [str(REPO / "core"), str(REPO / "containers" / "xgboost-hdfs")]
     from xgboost_hdfs.logparse import TemplateMatcher, count_events, numbered
 
     with gzip.open(HDFS / "HDFS.log.gz", "rt") as logs:

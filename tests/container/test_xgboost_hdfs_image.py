@@ -198,7 +198,7 @@ def test_unknown_route_and_method_are_json_4xx(server):
 def test_environment_variables(image, raw_job):
     root, _ = raw_job
     env = {"SAGEMAKER_BIND_TO_PORT": "9090", "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
-           "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30"}
+           "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30", "SAGEMAKER_BATCH": "true"}
     with Server(image, root / "model", env=env, port=9090) as server:
         params = requests.get(f"{server.url}/execution-parameters", timeout=5).json()
         assert params == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 1}
@@ -208,6 +208,8 @@ def test_environment_variables(image, raw_job):
         small = _csv(_rows(1)) * 10000  # about 0.65 MB: served, one line per row, in order
         response = server.post(small, "text/csv")
         assert response.status_code == 200 and len(response.text.splitlines()) == 10000
+        # SAGEMAKER_BATCH: no trailing newline, since batch transform adds one after each response
+        assert not response.text.endswith("\n")
         processes = subprocess.run(
             ["docker", "exec", server.name, "sh", "-c",
              "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^/opt/venv/bin/python[0-9.]* /opt/venv/bin/serve'"],

@@ -9,11 +9,13 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..codecs import CSV, JSONLINES
 from ..errors import PayloadTooLarge, RequestError
 from ..runtime import ModelRuntime
 from .config import ServerConfig
 
 log = logging.getLogger(__name__)
+LINE_TYPES = (CSV, JSONLINES)
 
 
 def _error(message: str, status: int) -> Response:
@@ -49,6 +51,10 @@ def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
             )
         body = request.get_data(cache=False)
         payload, mimetype = runtime.invoke(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        if config.batch and mimetype in LINE_TYPES and payload.endswith(b"\n"):
+            # Batch transform with AssembleWith=Line adds a newline after each response itself:
+            # without this one more, every input line gives exactly one output line.
+            payload = payload[:-1]
         return Response(payload, status=200, mimetype=mimetype)
 
     @app.errorhandler(RequestError)

@@ -25,6 +25,7 @@ class ServerConfig:
     timeout: int
     max_payload_mb: int
     model_dir: str
+    batch: bool = False  # SAGEMAKER_BATCH: set by SageMaker in batch transform jobs
 
     @classmethod
     def from_env(cls) -> "ServerConfig":
@@ -34,6 +35,7 @@ class ServerConfig:
             timeout=_int_env("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
             max_payload_mb=_int_env("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
             model_dir=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"),
+            batch=os.environ.get("SAGEMAKER_BATCH", "").strip().lower() in ("true", "1"),
         )
 
     @property

@@ -1,0 +1,110 @@
+"""Command line: `byoc-deploy STEP [--local] ...`; `--help` on every step."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import steps
+from .sessions import session
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    result = {}
+    for value in values or []:
+        key, sep, item = value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what} {value!r} must be NAME=VALUE")
+        result[key] = item
+    return result
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local", action="store_true", help="SageMaker local mode: Docker on this machine, no AWS calls")
+    parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    parser.add_argument("--role", help="SageMaker execution role ARN (cloud)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="byoc-deploy", description=__doc__)
+    sub = parser.add_subparsers(dest="step", required=True)
+
+    p = sub.add_parser("train", help="run a training job")
+    _common(p)
+    p.add_argument("--image", required=True, help="image URI (local mode: a local image such as xgboost-hdfs:latest)")
+    p.add_argument("--channel", action="append", required=True, metavar="NAME=PATH",
+                   help="input channel: a local folder, file:// or s3:// prefix (repeatable)")
+    p.add_argument("--hyperparameter", "-p", action="append", metavar="NAME=VALUE")
+    p.add_argument("--instance-type", default=None, help=f"default {steps.DEFAULT_INSTANCE} (local mode: local)")
+    p.add_argument("--instance-count", type=int, default=1)
+    p.add_argument("--output-path", help="s3:// (cloud) or a folder (local); default: the session bucket / .byoc-local/output")
+    p.add_argument("--spot", action="store_true", help="managed spot training (cloud)")
+    p.add_argument("--max-run", type=int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--max-wait", type=int, help="seconds, spot only (default 2 x max-run)")
+    p.add_argument("--checkpoint-s3-uri", help="where spot training checkpoints go (cloud)")
+
+    p = sub.add_parser("deploy", help="create a real-time endpoint")
+    _common(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--model-data", required=True, help="model.tar.gz: s3:// or a local file")
+    p.add_argument("--endpoint-name")
+    p.add_argument("--instance-type", default=None, help=f"default {steps.DEFAULT_INSTANCE}")
+    p.add_argument("--env", action="append", metavar="NAME=VALUE", help="container environment (repeatable)")
+
+    p = sub.add_parser("invoke", help="send one request to an endpoint")
+    _common(p)
+    p.add_argument("--endpoint-name", required=True)
+    p.add_argument("--content-type", default="text/csv")
+    p.add_argument("--accept")
+    p.add_argument("--body", required=True, help="the body, or @FILE to read it from a file")
+
+    p = sub.add_parser("transform", help="batch transform: one output line per input line")
+    _common(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--model-data", required=True)
+    p.add_argument("--input", required=True, help="s3:// prefix or local folder/file")
+    p.add_argument("--output", required=True, help="s3:// prefix or local folder")
+    p.add_argument("--content-type", default="text/csv")
+    p.add_argument("--accept")
+    p.add_argument("--instance-type", default=None)
+    p.add_argument("--env", action="append", metavar="NAME=VALUE")
+
+    p = sub.add_parser("register", help="register a model package (model registry)")
+    _common(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--model-data", required=True)
+    p.add_argument("--group", required=True, help="model package group (created when missing)")
+    p.add_argument("--approval-status", default="PendingManualApproval",
+                   choices=["PendingManualApproval", "Approved", "Rejected"])
+
+    p = sub.add_parser("teardown", help="delete an endpoint, its config and model, and a bucket prefix")
+    _common(p)
+    p.add_argument("--endpoint-name")
+    p.add_argument("--bucket")
+    p.add_argument("--prefix", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sess = session(args.local, args.region)
+    if args.step == "train":
+        steps.train(sess, args.image, _pairs(args.channel, "--channel"), _pairs(args.hyperparameter, "--hyperparameter"),
+                    role=args.role, instance_type=args.instance_type, instance_count=args.instance_count,
+                    output_path=args.output_path, spot=args.spot, max_run=args.max_run, max_wait=args.max_wait,
+                    checkpoint_s3_uri=args.checkpoint_s3_uri)
+    elif args.step == "deploy":
+        steps.deploy(sess, args.image, args.model_data, args.endpoint_name, args.instance_type, args.role,
+                     _pairs(args.env, "--env"))
+    elif args.step == "invoke":
+        body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
+        payload, kind = steps.invoke(sess, args.endpoint_name, body, args.content_type, args.accept)
+        sys.stdout.write(payload.decode(errors="replace"))
+    elif args.step == "transform":
+        steps.transform(sess, args.image, args.model_data, args.input, args.output, args.content_type, args.accept,
+                        args.instance_type, args.role, _pairs(args.env, "--env"))
+    elif args.step == "register":
+        steps.register(sess, args.image, args.model_data, args.group, args.approval_status)
+    elif args.step == "teardown":
+        steps.teardown(sess, args.endpoint_name, args.bucket, args.prefix)
