@@ -24,6 +24,12 @@ Options:
   --base-image IMG    use IMG as the base image instead (either mode)
   --rebuild-base      offline: make byoc-base:bookworm again even if it exists
   --platform PLAT     target platform (default: linux/amd64, what ml.m5 instances run)
+  --push              then push each image to ECR (repository created when missing) and print
+                      its URI; AWS credentials from the normal AWS chain; needs boto3 on the host
+  --region REGION     AWS region for --push (default: from the AWS configuration)
+  --registry-endpoint HOST[:PORT]
+                      --push to this registry instead of the one ECR's token names
+                      (also $BYOC_REGISTRY_ENDPOINT; for mirrors and tests)
   -h, --help          this help
 
 Examples:
@@ -37,6 +43,7 @@ log() { printf '[build] %s\n' "$*" >&2; }
 die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 
 TAG=latest MODE=${BYOC_BUILD_MODE:-auto} BASE_IMAGE="" PLATFORM=linux/amd64 REBUILD_BASE=0 IMAGES=()
+PUSH=0 REGION="" REGISTRY_ENDPOINT=${BYOC_REGISTRY_ENDPOINT:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -45,7 +52,9 @@ while [ $# -gt 0 ]; do
     --base-image) BASE_IMAGE=${2:?--base-image needs a value}; shift 2 ;;
     --platform) PLATFORM=${2:?--platform needs a value}; shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
-    # --push (issue 4) goes here: ECR login, tag and push.
+    --push) PUSH=1; shift ;;
+    --region) REGION=${2:?--region needs a value}; shift 2 ;;
+    --registry-endpoint) REGISTRY_ENDPOINT=${2:?--registry-endpoint needs a value}; shift 2 ;;
     -*) usage >&2; die "unknown option: $1" ;;
     *) IMAGES+=("$1"); shift ;;
   esac
@@ -174,3 +183,13 @@ done
 
 filters=(); for image in "${IMAGES[@]}"; do filters+=(--filter "reference=$image:$TAG"); done
 docker image ls "${filters[@]}" --format 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}'
+
+if [ "$PUSH" = 1 ]; then
+  # The push itself is the deploy tool's (one implementation): ECR repository, token login, tag, push.
+  python=${PYTHON:-python3}
+  "$python" -c 'import boto3' 2>/dev/null || die "--push needs boto3 on the host (pip install ./deploy)"
+  for image in "${IMAGES[@]}"; do
+    PYTHONPATH="$PWD/deploy${PYTHONPATH:+:$PYTHONPATH}" "$python" -m byoc_deploy push "$image:$TAG" \
+      ${REGION:+--region "$REGION"} ${REGISTRY_ENDPOINT:+--registry-endpoint "$REGISTRY_ENDPOINT"}
+  done
+fi

@@ -149,3 +149,39 @@ class MotoServer:
     def __exit__(self, *exc) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+class RegistryServer:
+    """Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1, storing in a temp dir.
+    The Docker engine treats 127.0.0.0/8 registries as insecure-allowed, so plain HTTP works."""
+
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.config = root / "registry.yml"
+        self.config.write_text(
+            "version: 0.1\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+            f"http:\n  addr: {self.endpoint}\n"
+            "log:\n  level: warn\n"
+        )
+
+    def __enter__(self) -> "RegistryServer":
+        binary = shutil.which("docker-registry")
+        if not binary:
+            pytest.fail("docker-registry is not installed (apt-get install docker-registry; .ci/run does it)")
+        self.process = subprocess.Popen([binary, "serve", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://{self.endpoint}/v2/", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError("docker-registry did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

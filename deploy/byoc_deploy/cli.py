@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="byoc-deploy", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
 
+    p = sub.add_parser("push", help="push a local image to ECR and print its URI")
+    p.add_argument("image", help="local image, e.g. xgboost-hdfs:latest")
+    p.add_argument("--repository", help="ECR repository name (default: the image name)")
+    p.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    p.add_argument("--registry-endpoint", help="registry host[:port] instead of the one ECR names "
+                                               "(also BYOC_REGISTRY_ENDPOINT)")
+
     p = sub.add_parser("train", help="run a training job")
     _common(p)
     p.add_argument("--image", required=True, help="image URI (local mode: a local image such as xgboost-hdfs:latest)")
@@ -88,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.step == "push":
+        from .ecr import push
+
+        push(args.image, args.repository, args.region, args.registry_endpoint)
+        return
     sess = session(args.local, args.region)
     if args.step == "train":
         steps.train(sess, args.image, _pairs(args.channel, "--channel"), _pairs(args.hyperparameter, "--hyperparameter"),
