@@ -46,7 +46,9 @@ def train(session, image: str, channels: dict[str, str], hyperparameters: dict |
         instance_type=_instance(session, instance_type), sagemaker_session=session,
         output_path=_uri(output_path) if output_path else (_uri(".byoc-local/output") if local else None),
         hyperparameters={k: str(v) for k, v in (hyperparameters or {}).items()},
-        max_run=max_run, base_job_name=base_job_name, **options,
+        max_run=max_run, base_job_name=base_job_name,
+        # Our images have no SageMaker Debugger hook: do not ask for one or for profiling.
+        debugger_hook_config=False, disable_profiler=True, **options,
     )
     start = time.monotonic()
     estimator.fit({name: _uri(path) for name, path in channels.items()}, wait=wait, logs=logs)
@@ -84,7 +86,7 @@ def wait_until_serving(session, endpoint_name: str, timeout: float = 300) -> Non
         else:
             raise TimeoutError(f"local endpoint {endpoint_name} did not answer /ping within {timeout:.0f} s")
     else:
-        session.wait_for_endpoint(endpoint_name)
+        session.wait_for_endpoint(endpoint_name, poll=10)
     _say(f"endpoint {endpoint_name} in service after {time.monotonic() - start:.0f} s")
 
 
@@ -114,16 +116,16 @@ def invoke(session, endpoint_name: str, body: bytes, content_type: str, accept: 
 
 def transform(session, image: str, model_data: str, input_path: str, output_path: str, content_type: str = "text/csv",
               accept: str | None = None, instance_type: str | None = None, role: str | None = None,
-              env: dict | None = None, max_payload_mb: int = 6) -> str:
+              env: dict | None = None, max_payload_mb: int = 6, wait: bool = True) -> str:
     """A batch transform over a prefix or folder: split by line, many records per request."""
     transformer = model(session, image, model_data, role, env).transformer(
         instance_count=1, instance_type=_instance(session, instance_type), strategy="MultiRecord",
         assemble_with="Line", output_path=_uri(output_path), accept=accept, max_payload=max_payload_mb)
     start = time.monotonic()
     # logs=False: local mode cannot stream a transform job's logs.
-    transformer.transform(_uri(input_path), content_type=content_type, split_type="Line", wait=True, logs=False)
-    _say(f"transform job {transformer.latest_transform_job.name} finished after {time.monotonic() - start:.0f} s; "
-         f"output in {transformer.output_path}")
+    transformer.transform(_uri(input_path), content_type=content_type, split_type="Line", wait=wait, logs=False)
+    _say(f"transform job {transformer.latest_transform_job.name} {'finished' if wait else 'started'} after "
+         f"{time.monotonic() - start:.0f} s; output in {transformer.output_path}")
     return transformer.output_path
 
 

@@ -1,0 +1,102 @@
+"""The cloud path of byoc-deploy against moto in server mode on 127.0.0.1: every request it makes
+to SageMaker is recorded as sent and served by moto, then checked field by field."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from support import MotoServer
+
+pytest.importorskip("byoc_deploy.steps", reason="the deploy tool is not installed (./test.sh installs it)")
+from byoc_deploy import steps  # noqa: E402
+from byoc_deploy.sessions import session  # noqa: E402
+
+ROLE = "arn:aws:iam::123456789012:role/byoc-sagemaker"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost-hdfs:1.0"
+MODEL = "s3://byoc-test/output/model.tar.gz"
+
+
+@pytest.fixture()
+def cloud(monkeypatch):
+    with MotoServer() as moto:
+        for key, value in moto.container_env.items():
+            monkeypatch.setenv(key, value)
+        sess = session(local=False, region="us-east-1")
+        calls: list[tuple[str, dict]] = []
+        sess.sagemaker_client.meta.events.register(
+            "provide-client-params.sagemaker.*", lambda params, model, **_: calls.append((model.name, dict(params))))
+        moto.client("s3").create_bucket(Bucket="byoc-test")
+        yield sess, calls, moto
+
+
+def _call(calls, name):
+    found = [params for operation, params in calls if operation == name]
+    assert found, f"no {name} among {[c[0] for c in calls]}"
+    return found[-1]
+
+
+def test_training_job_request(cloud):
+    sess, calls, _ = cloud
+    steps.train(sess, IMAGE, {"train": "s3://byoc-test/train", "validation": "s3://byoc-test/validation"},
+                {"num_round": 50, "eta": 0.2}, role=ROLE, output_path="s3://byoc-test/output", spot=True,
+                max_run=3600, max_wait=7200, checkpoint_s3_uri="s3://byoc-test/checkpoints", wait=False, logs=False)
+    job = _call(calls, "CreateTrainingJob")
+    assert job["AlgorithmSpecification"] == {"TrainingInputMode": "File", "TrainingImage": IMAGE}
+    assert job["ResourceConfig"]["InstanceType"] == "ml.m5.large" and job["ResourceConfig"]["InstanceCount"] == 1
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert job["CheckpointConfig"] == {"S3Uri": "s3://byoc-test/checkpoints"}
+    assert job["HyperParameters"] == {"num_round": "50", "eta": "0.2"}
+    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]} == {
+        "train": "s3://byoc-test/train", "validation": "s3://byoc-test/validation"}
+    assert job["OutputDataConfig"]["S3OutputPath"] == "s3://byoc-test/output" and job["RoleArn"] == ROLE
+    assert "DebugHookConfig" not in job and job.get("ProfilerConfig", {}).get("DisableProfiler", True)
+    described = sess.sagemaker_client.describe_training_job(TrainingJobName=job["TrainingJobName"])
+    assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE  # moto holds the job
+
+
+def test_endpoint_transform_registry_and_teardown_requests(cloud):
+    sess, calls, moto = cloud
+    moto.client("s3").put_object(Bucket="byoc-test", Key="batch-in/rows.csv", Body=b"1,2,3\n")
+    steps.deploy(sess, IMAGE, MODEL, endpoint_name="byoc-endpoint", role=ROLE)
+    model = _call(calls, "CreateModel")
+    assert model["PrimaryContainer"]["Image"] == IMAGE and model["PrimaryContainer"]["ModelDataUrl"] == MODEL
+    assert model["ExecutionRoleArn"] == ROLE
+    config = _call(calls, "CreateEndpointConfig")
+    variant = config["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    assert variant["ModelName"] == model["ModelName"]
+    endpoint = _call(calls, "CreateEndpoint")
+    assert endpoint["EndpointName"] == "byoc-endpoint" and endpoint["EndpointConfigName"] == config["EndpointConfigName"]
+
+    steps.transform(sess, IMAGE, MODEL, "s3://byoc-test/batch-in", "s3://byoc-test/batch-out", role=ROLE, wait=False)
+    job = _call(calls, "CreateTransformJob")
+    assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == "text/csv"
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://byoc-test/batch-in"
+    assert job["BatchStrategy"] == "MultiRecord" and job["TransformOutput"]["AssembleWith"] == "Line"
+    assert job["TransformOutput"]["S3OutputPath"] == "s3://byoc-test/batch-out"
+    assert job["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
+
+    steps.register(sess, IMAGE, MODEL, "byoc-models", "PendingManualApproval")
+    assert _call(calls, "CreateModelPackageGroup")["ModelPackageGroupName"] == "byoc-models"
+    package = _call(calls, "CreateModelPackage")
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["InferenceSpecification"]["Containers"] == [{"Image": IMAGE, "ModelDataUrl": MODEL}]
+
+    steps.teardown(sess, "byoc-endpoint", "byoc-test", "batch-in/")
+    assert _call(calls, "DeleteEndpoint") == {"EndpointName": "byoc-endpoint"}
+    assert _call(calls, "DeleteEndpointConfig") == {"EndpointConfigName": config["EndpointConfigName"]}
+    assert _call(calls, "DeleteModel") == {"ModelName": model["ModelName"]}
+    assert "Contents" not in moto.client("s3").list_objects_v2(Bucket="byoc-test", Prefix="batch-in/")
+    endpoints = sess.sagemaker_client.list_endpoints()["Endpoints"]
+    assert [e["EndpointName"] for e in endpoints] == []
+
+
+def test_every_step_has_help():
+    import subprocess
+    import sys
+
+    for step in ("push", "train", "deploy", "invoke", "transform", "register", "teardown"):
+        shown = subprocess.run([sys.executable, "-m", "byoc_deploy", step, "--help"], capture_output=True, text=True)
+        assert shown.returncode == 0 and "usage: byoc-deploy" in shown.stdout
