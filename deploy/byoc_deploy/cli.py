@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -107,8 +106,11 @@ def main(argv: list[str] | None = None) -> None:
                     output_path=args.output_path, spot=args.spot, max_run=args.max_run, max_wait=args.max_wait,
                     checkpoint_s3_uri=args.checkpoint_s3_uri)
     elif args.step == "deploy":
-        steps.deploy(sess, args.image, args.model_data, args.endpoint_name, args.instance_type, args.role,
-                     _pairs(args.env, "--env"))
+        predictor = steps.deploy(sess, args.image, args.model_data, args.endpoint_name, args.instance_type, args.role,
+                                 _pairs(args.env, "--env"))
+        if args.local:  # the SDK's docker-compose keeps this process (and the endpoint) in the foreground
+            print(f"serving {predictor.endpoint_name} on http://127.0.0.1:8080 until Ctrl+C here or "
+                  "`byoc-deploy teardown --local` elsewhere", flush=True)
     elif args.step == "invoke":
         body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
         payload, kind = steps.invoke(sess, args.endpoint_name, body, args.content_type, args.accept)

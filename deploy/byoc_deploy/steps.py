@@ -154,9 +154,26 @@ def register(session, image: str, model_data: str, group: str, approval_status: 
     return arn
 
 
+def _local_endpoints(session) -> set[str]:
+    """Endpoints this process deployed (local mode keeps them in memory)."""
+    return set(getattr(session.sagemaker_client, "_endpoints", {}) or {})
+
+
+def _stop_local_serving() -> None:
+    import subprocess
+
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", "publish=8080"], capture_output=True, text=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], check=True, capture_output=True)
+    _say(f"stopped {len(ids)} local serving container(s) on port 8080")
+
+
 def teardown(session, endpoint_name: str | None = None, bucket: str | None = None, prefix: str = "") -> None:
     """Endpoint, its config and model, then the bucket's objects under prefix; confirms each."""
     client = session.sagemaker_client
+    if endpoint_name and _is_local(session) and endpoint_name not in _local_endpoints(session):
+        _stop_local_serving()  # an endpoint another process deployed: only Docker knows it
+        endpoint_name = None
     if endpoint_name:
         description = client.describe_endpoint(EndpointName=endpoint_name)
         config_name = description["EndpointConfigName"]
