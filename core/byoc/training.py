@@ -105,6 +105,9 @@ class TrainingEnv:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         )
         if not files and required:
+            if self.is_sharded(name) and len(self.hosts) > 1:
+                raise DataError(f"ShardedByS3Key gave host {self.current_host} no file of the '{name}' channel; "
+                                f"split the data into at least as many files as instances ({len(self.hosts)})")
             raise DataError(f"the '{name}' channel ({folder}) has no files; upload data to its S3 prefix")
         return files
 
@@ -116,6 +119,24 @@ class TrainingEnv:
     @property
     def current_host(self) -> str:
         return self.resource_config.get("current_host", "algo-1")
+
+    @property
+    def rank(self) -> int:
+        """This host's place in resourceconfig.json's host list; the first host (rank 0) leads."""
+        hosts, current = self.hosts, self.current_host
+        if current not in hosts:
+            raise UserError(f"resourceconfig.json: current_host {current!r} is not in hosts {hosts}")
+        return hosts.index(current)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.rank == 0
+
+    def is_sharded(self, name: str) -> bool:
+        """ShardedByS3Key: each host already holds only its own files. FullyReplicated (SageMaker's
+        default, and local mode's) gives every host every file, so each must pick its share."""
+        kind = self.input_data_config.get(name, {}).get("S3DistributionType", "FullyReplicated")
+        return kind == "ShardedByS3Key"
 
 
 def open_text(path: Path):

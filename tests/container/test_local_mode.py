@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import opt_ml
-from support import REPO, build
+from support import REPO, build, run_job
 
 byoc_deploy = pytest.importorskip("byoc_deploy.steps", reason="the deploy tool is not installed (./test.sh installs it)")
 from byoc_deploy.sessions import session  # noqa: E402
@@ -96,3 +97,31 @@ def test_sklearn_estimator_script_mode_with_our_image(local, tmp_path, shared_da
         assert isinstance(result, np.ndarray) and result.shape == (2,) and np.all((result > 1) & (result < 5))
     finally:
         steps.teardown(local, predictor.endpoint_name)
+
+
+def _evaluation(output_tar: Path) -> dict:
+    with tarfile.open(output_tar) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("evaluation.json"))
+        return json.load(archive.extractfile(member))
+
+
+def test_xgboost_hdfs_two_hosts_train_one_model_as_good_as_one_host(local, tmp_path, shared_data):
+    """instance_count=2: two containers on local mode's compose network, the tracker on the first
+    host, each host parsing the replicated raw logs and training on its half of the blocks."""
+    image = build("xgboost-hdfs")
+    opt_ml.hdfs_raw(tmp_path / "data")
+    single = run_job(image, tmp_path / "data", "train")
+    assert single.returncode == 0, single.stderr[-3000:]
+    one_host = json.loads((tmp_path / "data" / "output" / "data" / "evaluation.json").read_text())
+
+    channels = {name: str(tmp_path / "data" / "input" / "data" / name) for name in ("train", "validation")}
+    estimator = steps.train(local, image, channels, {}, instance_count=2, output_path=str(tmp_path / "output"))
+    output_tar = Path(estimator.model_data.removeprefix("file://")).with_name("output.tar.gz")
+    two_hosts = _evaluation(output_tar)
+    print({k: (one_host[k], two_hosts[k]) for k in ("precision", "recall", "f1", "roc_auc", "threshold")})
+    assert two_hosts["hosts"] == 2 and one_host["hosts"] == 1
+    # Every validation block is scored once: the hosts' halves add up to the whole channel.
+    assert sum(two_hosts["confusion_matrix"].values()) == sum(one_host["confusion_matrix"].values())
+    assert two_hosts["f1"] >= one_host["f1"] - 0.03 and two_hosts["roc_auc"] >= one_host["roc_auc"] - 0.005
+    with tarfile.open(estimator.model_data.removeprefix("file://")) as archive:
+        assert sorted(archive.getnames()) == ["metadata.json", "xgboost-model"]  # saved by the first host only

@@ -141,3 +141,48 @@ def test_libsvm_channels_train(shared_data, tmp_path):
     assert run(train, root) == 0
     assert json.loads((root / "model" / "metadata.json").read_text())["feature_source"] == "text/libsvm"
     assert json.loads((root / "output" / "data" / "evaluation.json").read_text())["f1"] > 0.85
+
+
+def _env_of_host(root, rank, hosts=2, distribution=None):
+    from byoc.training import TrainingEnv
+
+    names = [f"algo-{i + 1}" for i in range(hosts)]
+    channel = {"S3DistributionType": distribution} if distribution else {}
+    return TrainingEnv(root=root, input_data_config={"train": dict(channel)},
+                       resource_config={"current_host": names[rank], "hosts": names})
+
+
+def test_hosts_split_a_replicated_raw_log_channel_into_disjoint_whole_blocks(raw_tree):
+    from xgboost_hdfs.data import load_channel
+
+    whole = load_channel(_env_of_host(raw_tree, 0, hosts=1), "train", TemplateMatcher())
+    parts = [load_channel(_env_of_host(raw_tree, rank), "train", TemplateMatcher()) for rank in (0, 1)]
+    assert sum(len(p.labels) for p in parts) == len(whole.labels)
+    assert all(0.4 < len(p.labels) / len(whole.labels) < 0.6 for p in parts)
+    # Every block keeps all its lines: the parts' rows are rows of the whole, none lost or cut.
+    rows = {tuple(r) for r in whole.features}
+    assert all(tuple(r) in rows for p in parts for r in p.features)
+    assert sum(p.labels.sum() for p in parts) == whole.labels.sum()
+
+
+def test_hosts_split_replicated_feature_files_and_keep_sharded_ones_whole(shared_data, tmp_path):
+    from xgboost_hdfs.data import load_channel
+
+    opt_ml.hdfs_csv(tmp_path)
+    whole = load_channel(_env_of_host(tmp_path, 0, hosts=1), "train", TemplateMatcher())
+    halves = [load_channel(_env_of_host(tmp_path, rank), "train", TemplateMatcher()) for rank in (0, 1)]
+    assert np.array_equal(np.concatenate([h.features for h in halves]), whole.features)  # contiguous rows
+    sharded = load_channel(_env_of_host(tmp_path, 1, distribution="ShardedByS3Key"), "train", TemplateMatcher())
+    assert np.array_equal(sharded.features, whole.features)  # ShardedByS3Key: the host's files are its part
+
+
+def test_sharded_raw_logs_take_labels_from_a_labels_channel(raw_tree, tmp_path):
+    import shutil
+    from xgboost_hdfs.data import load_channel
+
+    shutil.copytree(raw_tree / "input" / "data" / "train", tmp_path / "input" / "data" / "train")
+    (tmp_path / "input" / "data" / "labels").mkdir()
+    (tmp_path / "input" / "data" / "train" / "anomaly_label.csv").rename(
+        tmp_path / "input" / "data" / "labels" / "anomaly_label.csv")
+    dataset = load_channel(_env_of_host(tmp_path, 0, hosts=1, distribution="ShardedByS3Key"), "train", TemplateMatcher())
+    assert dataset.source == "raw-logs" and dataset.labels.sum() > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .logparse import BlockCounts, LogFormatError, TemplateMatcher, count_events
 log = logging.getLogger(__name__)
 
 LABEL_FILE = "anomaly_label.csv"
+LABELS_CHANNEL = "labels"  # optional replicated channel for LABEL_FILE when the logs are sharded
 RAW_LOGS = "raw-logs"
 PARQUET = "parquet"
 CONTENT_TYPES = {
@@ -43,7 +45,38 @@ class Dataset:
     report: dict = field(default_factory=dict)
 
 
-def detect_format(env: TrainingEnv, channel: str, files: list[Path]) -> str:
+@dataclass(frozen=True)
+class Share:
+    """The part of a channel this host trains on when several hosts train one model.
+
+    A sharded channel (ShardedByS3Key) is already this host's part. A replicated one is split here:
+    files round-robin when there are enough of them, else contiguous rows; raw logs by a hash of
+    the block id, since one block's lines are spread over the files and must stay together."""
+
+    rank: int = 0
+    size: int = 1
+    replicated: bool = True
+
+    @classmethod
+    def of(cls, env: TrainingEnv, channel: str) -> "Share":
+        return cls(env.rank, len(env.hosts), not env.is_sharded(channel))
+
+    @property
+    def whole(self) -> bool:
+        return self.size == 1 or not self.replicated
+
+    def splits_files(self, files: list[Path]) -> bool:
+        return not self.whole and len(files) >= self.size
+
+    def rows(self, count: int) -> slice:
+        start, stop = (count * self.rank) // self.size, (count * (self.rank + 1)) // self.size
+        return slice(0, count) if self.whole else slice(start, stop)
+
+    def keeps_block(self, block_id: str) -> bool:
+        return self.whole or zlib.crc32(block_id.encode()) % self.size == self.rank
+
+
+def detect_format(env: TrainingEnv, channel: str, files: list[Path], label_files: list[Path] = ()) -> str:
     declared = env.content_type(channel)
     if declared:
         if declared not in CONTENT_TYPES:
@@ -52,7 +85,7 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path]) -> str:
                 f"use one of {sorted(CONTENT_TYPES)}"
             )
         return CONTENT_TYPES[declared]
-    if any(f.name == LABEL_FILE for f in files):
+    if any(f.name == LABEL_FILE for f in [*files, *label_files]):
         return RAW_LOGS
     first = files[0]
     if is_parquet(first):
@@ -69,13 +102,23 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
     files = env.channel_files(channel, required=required)
     if not files:
         return None
-    kind = detect_format(env, channel, files)
+    share = Share.of(env, channel)
+    label_files = [f for f in env.channel_files(LABELS_CHANNEL, required=False) if f.name == LABEL_FILE]
+    kind = detect_format(env, channel, files, label_files)
     log.info("channel '%s': %d file(s), format %s", channel, len(files), kind)
     if kind == RAW_LOGS:
-        return _load_raw_logs(channel, files, matcher)
-    if kind == PARQUET:
-        return _load_parquet(files)
-    return _load_feature_text(files, kind)
+        return _load_raw_logs(channel, files, label_files, matcher, share)
+    if share.splits_files(files):
+        files = files[share.rank::share.size]
+        share = Share()
+    dataset = _load_parquet(files) if kind == PARQUET else _load_feature_text(files, kind)
+    if not share.whole:
+        part = share.rows(len(dataset.labels))
+        dataset.features, dataset.labels = dataset.features[part], dataset.labels[part]
+    if not share.whole or share.size > 1:
+        log.info("channel '%s': this host (rank %d of %d) trains on %d rows", channel, share.rank, share.size,
+                 len(dataset.labels))
+    return dataset
 
 
 # Raw logs -------------------------------------------------------------------------------------
@@ -98,10 +141,12 @@ def _read_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def _load_raw_logs(channel: str, files: list[Path], matcher: TemplateMatcher) -> Dataset:
-    label_files = [f for f in files if f.name == LABEL_FILE]
+def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path], matcher: TemplateMatcher,
+                   share: Share) -> Dataset:
+    label_files = [f for f in files if f.name == LABEL_FILE] or extra_label_files
     if not label_files:
-        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them")
+        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them"
+                        f" (with sharded logs, give {LABEL_FILE} its own replicated '{LABELS_CHANNEL}' channel)")
     labels: dict[str, int] = {}
     for path in label_files:
         labels.update(_read_labels(path))
@@ -127,13 +172,14 @@ def _load_raw_logs(channel: str, files: list[Path], matcher: TemplateMatcher) ->
     if counts.unmatched_lines:
         log.warning("%d line(s) matched no template and were counted in the '%s' column, e.g. %s",
                     counts.unmatched_lines, matcher.feature_names[-1], counts.unmatched_examples)
-    block_ids = list(counts.counts)  # chronological: order of first appearance
+    block_ids = [b for b in counts.counts if share.keeps_block(b)]  # chronological: order of first appearance
     report = {
         "lines": counts.lines,
-        "blocks": len(block_ids),
+        "blocks": len(counts.counts),
+        "blocks_on_this_host": len(block_ids),
         "unmatched_lines": counts.unmatched_lines,
         "unmatched_examples": counts.unmatched_examples,
-        "labelled_blocks_without_logs": len(labels) - len(block_ids),
+        "labelled_blocks_without_logs": len(labels) - len(counts.counts),
     }
     return Dataset(
         features=counts.matrix(block_ids),

@@ -16,6 +16,7 @@ from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv
 
 from .data import RAW_LOGS, Dataset, load_channel
+from .distributed import Cluster
 from .evaluation import best_f1_threshold, evaluate
 from .logparse import TemplateMatcher, load_templates
 
@@ -79,18 +80,18 @@ HYPERPARAMETERS = [
     Param("seed", int, 0, "random seed"),
     Param("nthread", int, None, "threads (default: all CPUs)", low=1),
     Param("verbosity", int, 1, "XGBoost log level", low=0, high=3),
+    Param("collective_timeout", int, 900, "multi-instance jobs: seconds a host waits for the others", low=10),
     Param("threshold", float, "auto", "decision threshold; auto = best F1 on the validation channel (0.5 without one)", parse=_threshold),
 ]
 _XGB_NAMES = {"lambda": "reg_lambda", "alpha": "reg_alpha"}
-_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric"}
+_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout"}
 
 
-def xgboost_params(hp: dict, labels: np.ndarray) -> dict:
+def xgboost_params(hp: dict, positives: float, rows: float) -> dict:
     params = {_XGB_NAMES.get(k, k): v for k, v in hp.items() if k not in _NOT_XGB and v is not None}
     params["eval_metric"] = hp["eval_metric"]
     if params["scale_pos_weight"] == "auto":
-        positives = float(labels.sum())
-        params["scale_pos_weight"] = (len(labels) - positives) / positives if positives else 1.0
+        params["scale_pos_weight"] = float((rows - positives) / positives) if positives else 1.0
     params.setdefault("nthread", os.cpu_count() or 1)
     return params
 
@@ -106,32 +107,60 @@ class _PrintRounds(xgb.callback.TrainingCallback):
 
 def train(env: TrainingEnv) -> None:
     hp = parse(env.hyperparameters, HYPERPARAMETERS)
+    with Cluster(env, hp["collective_timeout"]) as cluster:
+        _train(env, hp, cluster)
+
+
+def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     matcher = TemplateMatcher()
     train_set = load_channel(env, "train", matcher)
     validation = load_channel(env, "validation", matcher, required=False)
     _check_compatible(train_set, validation)
-    if train_set.labels.sum() == 0 or train_set.labels.sum() == len(train_set.labels):
-        raise DataError("the train channel has only one class; it needs both normal (0) and anomalous (1) examples")
     if hp["early_stopping_rounds"] and validation is None:
         raise DataError("early_stopping_rounds needs a 'validation' channel")
+    return train_set, validation
 
-    params = xgboost_params(hp, train_set.labels)
-    log.info("training on %d rows x %d features (%d positive); params %s", *train_set.features.shape,
-             int(train_set.labels.sum()), params)
+
+def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
+    try:
+        train_set, validation = _load(env, hp)
+    except DataError as problem:
+        cluster.agree(problem)  # raises here, and on the other hosts in their agree(None)
+        raise
+    cluster.agree(None)
+    widths = set(cluster.gather(train_set.features.shape[1]))
+    if len(widths) > 1:
+        raise DataError(f"the hosts' shares of the train channel have different widths {sorted(widths)}; "
+                        "every training file needs the same columns")
+    positives, rows = cluster.total([train_set.labels.sum(), len(train_set.labels)])
+    if positives == 0 or positives == rows:
+        raise DataError("the train channel has only one class; it needs both normal (0) and anomalous (1) examples")
+
+    params = xgboost_params(hp, positives, rows)
+    log.info("training on %d rows x %d features (%d positive)%s; params %s", *train_set.features.shape,
+             int(train_set.labels.sum()), f" on this host, {int(rows)} on all {cluster.size}" if cluster.size > 1 else "",
+             params)
     dtrain = xgb.DMatrix(train_set.features, train_set.labels, feature_names=train_set.feature_names)
     evals = [(dtrain, "train")]
     if validation is not None:
         dvalid = xgb.DMatrix(validation.features, validation.labels, feature_names=validation.feature_names)
         evals.append((dvalid, "validation"))
     booster = xgb.train(params, dtrain, hp["num_round"], evals=evals, verbose_eval=False,
-                        early_stopping_rounds=hp["early_stopping_rounds"], callbacks=[_PrintRounds()])
+                        early_stopping_rounds=hp["early_stopping_rounds"],
+                        callbacks=[_PrintRounds()] if cluster.is_leader else [])
 
+    # Every host holds the same booster; the threshold and the evaluation need every host's rows.
     scored = validation or train_set
-    scores = _predict(booster, scored.features)
-    threshold = _choose_threshold(hp, validation, scores)
-    evaluation = evaluate(scored.labels, scores, threshold)
+    labels = np.concatenate(cluster.gather(scored.labels))
+    scores = np.concatenate(cluster.gather(_predict(booster, scored.features)))
+    if not cluster.is_leader:
+        log.info("done as rank %d; %s saves the model", cluster.rank, cluster.hosts[0])
+        return
+    threshold = _choose_threshold(hp, labels if validation is not None else None, scores)
+    evaluation = evaluate(labels, scores, threshold)
     evaluation["dataset"] = "validation" if validation is not None else "train"
     evaluation["best_iteration"] = getattr(booster, "best_iteration", hp["num_round"] - 1)
+    evaluation["hosts"] = cluster.size
     for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc"):
         metrics.print_metric(f"{evaluation['dataset']}-{name}", evaluation[name])
 
@@ -144,13 +173,13 @@ def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(features, iteration_range=rounds)
 
 
-def _choose_threshold(hp: dict, validation: Dataset | None, scores: np.ndarray) -> float:
+def _choose_threshold(hp: dict, validation_labels: np.ndarray | None, scores: np.ndarray) -> float:
     if hp["threshold"] != "auto":
         return hp["threshold"]
     default = 0.0 if hp["objective"] == "binary:logitraw" else 0.5
-    if validation is None or hp["objective"] == "binary:hinge":
+    if validation_labels is None or hp["objective"] == "binary:hinge":
         return default
-    return best_f1_threshold(validation.labels, scores, default)
+    return best_f1_threshold(validation_labels, scores, default)
 
 
 def _check_compatible(train_set: Dataset, validation: Dataset | None) -> None:
