@@ -130,7 +130,7 @@ make_wheelhouse() {
     # Made afresh each time (pip's cache makes that cheap) so no stale wheel lingers; one per
     # image so a change to one image's pins does not invalidate the other's build cache.
     rm -rf "$WHEELHOUSE/$image.new"
-    "$python" -m pip wheel --quiet --disable-pip-version-check -w "$WHEELHOUSE/$image.new" \
+    "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$WHEELHOUSE/$image.new" \
       -r "containers/$image/requirements.txt"
     rm -rf "$WHEELHOUSE/$image" && mv "$WHEELHOUSE/$image.new" "$WHEELHOUSE/$image"
   done

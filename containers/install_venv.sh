@@ -15,5 +15,9 @@ fi
 if [ -z "$(ls /wheels)" ] && ! command -v gcc >/dev/null && command -v apt-get >/dev/null; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 fi
-/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check "$@" -r "$requirements"
+# Every runtime dependency is pinned in the file, transitive ones included: --no-deps installs
+# exactly that list, and pip check then proves nothing is missing but the deliberate omissions.
+/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps "$@" -r "$requirements"
+problems=$(/opt/venv/bin/pip check --disable-pip-version-check | grep -v -i -E '^(multi-model-server [0-9.]+ requires (pillow|future|model-archiver)|No broken requirements)' || true)
+if [ -n "$problems" ]; then echo "$problems" >&2; echo "install_venv.sh: a pin is missing from $requirements" >&2; exit 1; fi
 /opt/venv/bin/python /src/trim_venv.py /opt/venv

@@ -52,15 +52,15 @@ class Server:
     """`docker run IMAGE serve` on a loopback port; the container is removed on exit."""
 
     def __init__(self, image: str, model_dir: Path, env: dict | None = None, port: int = 8080,
-                 volumes: dict | None = None):
+                 volumes: dict | None = None, docker_args: tuple = ()):
         self.image, self.model_dir, self.env, self.port = image, model_dir, env or {}, port
-        self.volumes = volumes or {}
+        self.volumes, self.docker_args = volumes or {}, list(docker_args)
         self.name = f"byoc-test-{uuid.uuid4().hex[:8]}"
         self.url = ""
 
     def __enter__(self) -> "Server":
         command = ["docker", "run", "-d", "--name", self.name, "-p", f"127.0.0.1::{self.port}",
-                   "-v", f"{self.model_dir}:/opt/ml/model:ro"]
+                   "-v", f"{self.model_dir}:/opt/ml/model:ro", *self.docker_args]
         for key, value in self.env.items():
             command += ["-e", f"{key}={value}"]
         for host, container in self.volumes.items():

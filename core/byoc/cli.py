@@ -1,6 +1,7 @@
 """The `train` and `serve` commands SageMaker runs (`docker run IMAGE train|serve`).
 
 The image names its algorithm with BYOC_ALGORITHM: a module with `train(env)` and `Runtime`.
+`serve` runs the single-model server, or multi-model-server when SAGEMAKER_MULTI_MODEL=true.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import sys
 
 
-def _algorithm():
+def algorithm():
     name = os.environ.get("BYOC_ALGORITHM")
     if not name:
         sys.exit("BYOC_ALGORITHM is not set: the image must name its algorithm module")
@@ -19,10 +20,15 @@ def _algorithm():
 def train() -> None:
     from .training import run
 
-    sys.exit(run(_algorithm().train))
+    sys.exit(run(algorithm().train))
 
 
 def serve() -> None:
+    if os.environ.get("SAGEMAKER_MULTI_MODEL", "").strip().lower() == "true":
+        from .serving import mme
+
+        mme.serve()
+        return
     from .serving.server import serve as run_server
 
-    run_server(_algorithm().Runtime)
+    run_server(algorithm().Runtime)
