@@ -107,10 +107,15 @@ make_local_base() {
   trap "rm -f '$tarball'" EXIT  # a failed mmdebstrap leaves no 170 MB tarball behind
   log "base: making $LOCAL_BASE from Debian bookworm packages (mmdebstrap, about a minute)"
   # python3 without python3-venv: pip is bootstrapped from the wheelhouse instead of ensurepip.
+  # The merged-usr hook makes /bin, /lib... links itself, so the usrmerge package (and the
+  # ~50 MB of Perl it needs) is not installed just to convert an empty tree. glibc's iconv
+  # modules (gconv, 9 MB) go too: Python decodes text itself and the locale is C.UTF-8.
+  local hooks=/usr/share/mmdebstrap/hooks/merged-usr
   mmdebstrap --quiet --mode=root --variant=minbase --architectures="$ARCH" \
-    --include=python3,ca-certificates \
+    $( [ -d "$hooks" ] && echo "--hook-dir=$hooks" ) --include=python3,ca-certificates \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/lib/*/gconv/*' --dpkgopt='path-include=/usr/lib/*/gconv/gconv-modules*' \
     --format=tar bookworm "$tarball" "$(sources_file)"
   docker import --platform "$PLATFORM" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

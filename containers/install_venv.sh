@@ -10,14 +10,17 @@ if ! python3 -m venv /opt/venv 2>/dev/null; then
   pip_wheel=$(echo /wheels/pip-*.whl)
   /opt/venv/bin/python "$pip_wheel/pip" install --quiet --no-cache-dir --no-index --find-links /wheels pip
 fi
-# Online, PyPI may only have sources for some pins (sagemaker-training): give this build stage
-# a compiler. Offline the host already built every wheel.
-if [ -z "$(ls /wheels)" ] && ! command -v gcc >/dev/null && command -v apt-get >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+# binutils: trim_venv.py strips the compiled extensions. Online, PyPI may only have sources for
+# some pins (sagemaker-training): give this build stage a compiler too. Offline the host already
+# built every wheel.
+packages="binutils"
+[ -z "$(ls /wheels)" ] && ! command -v gcc >/dev/null && packages="$packages gcc libc6-dev"
+if command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
 # Every runtime dependency is pinned in the file, transitive ones included: --no-deps installs
 # exactly that list, and pip check then proves nothing is missing but the deliberate omissions.
 /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps "$@" -r "$requirements"
-problems=$(/opt/venv/bin/pip check --disable-pip-version-check | grep -v -i -E '^(multi-model-server [0-9.]+ requires (pillow|future|model-archiver)|No broken requirements)' || true)
+problems=$(/opt/venv/bin/pip check --disable-pip-version-check | grep -v -i -E '^(multi-model-server [0-9.]+ requires (pillow|future|model-archiver)|sagemaker-training [0-9.]+ requires (paramiko|gevent)|No broken requirements)' || true)
 if [ -n "$problems" ]; then echo "$problems" >&2; echo "install_venv.sh: a pin is missing from $requirements" >&2; exit 1; fi
 /opt/venv/bin/python /src/trim_venv.py /opt/venv
