@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 
@@ -24,6 +25,9 @@ def train() -> None:
 
 
 def serve() -> None:
+    # Until the server installs its own handlers, SIGTERM (docker stop) would be ignored: PID 1 has
+    # no default action. Loading libraries and the model can take a while: stop at once, with 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if os.environ.get("SAGEMAKER_MULTI_MODEL", "").strip().lower() == "true":
         from .serving import mme
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import math
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -64,6 +66,8 @@ def _cell(value: Any, row: int, col: int) -> float:
         return float(value)
     except ValueError:
         raise RequestError(f"row {row}, column {col}: {value!r} is not a number") from None
+    except OverflowError:  # a JSON integer beyond float range
+        raise RequestError(f"row {row}, column {col}: {value} is too large for a number") from None
 
 
 def _check_width(widths: Sequence[int], expected: int | None) -> int:
@@ -81,11 +85,19 @@ def _check_width(widths: Sequence[int], expected: int | None) -> int:
 def decode_csv(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
     _require_body(body)
     lines = [line for line in _text(body).splitlines() if line.strip()]
-    width = _check_width([line.count(",") + 1 for line in lines], len(feature_names) if feature_names else None)
-    try:  # fast path: one vectorised conversion for the whole body
-        return np.array(",".join(lines).split(","), dtype=np.float32).reshape(len(lines), width)
+    if not lines:
+        raise RequestError("empty request body: send at least one row")
+    expected = len(feature_names) if feature_names else None
+    # Fast path: numpy's C parser for the whole body (3x faster than converting cell strings).
+    # It accepts a subset of what _cell accepts, with the same values, and refuses ragged rows;
+    # anything it refuses (or a wrong width) goes to the path below, which names row and column.
+    try:
+        matrix = np.loadtxt(lines, delimiter=",", dtype=np.float32, comments=None, ndmin=2)
+        if expected is None or matrix.shape[1] == expected:
+            return matrix
     except ValueError:
         pass
+    width = _check_width([line.count(",") + 1 for line in lines], expected)
     matrix = np.empty((len(lines), width), dtype=np.float32)
     for r, line in enumerate(lines):
         for c, cell in enumerate(line.split(",")):
@@ -139,6 +151,8 @@ def decode_json(body: bytes, feature_names: Sequence[str] | None = None) -> np.n
         document = json.loads(body)
     except ValueError as exc:
         raise RequestError(f"unreadable JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError("unreadable JSON: nested too deeply; rows are lists of numbers") from None
     return rows_to_matrix(_json_rows(document), feature_names)
 
 
@@ -152,6 +166,8 @@ def decode_jsonlines(body: bytes, feature_names: Sequence[str] | None = None) ->
             row = json.loads(line)
         except ValueError as exc:
             raise RequestError(f"line {number}: unreadable JSON ({exc})") from None
+        except RecursionError:
+            raise RequestError(f"line {number}: unreadable JSON (nested too deeply; a row is a list of numbers)") from None
         rows.append(_json_rows(row) if isinstance(row, dict) and not _is_record(row, feature_names) else row)
     return rows_to_matrix(rows, feature_names)
 
@@ -191,6 +207,7 @@ def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np
 
 def decode_npy(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
     _require_body(body)
+    _check_npy_header(body)
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except ValueError as exc:
@@ -207,6 +224,25 @@ def decode_npy(body: bytes, feature_names: Sequence[str] | None = None) -> np.nd
         raise RequestError(f"array is not numeric: {exc}") from None
 
 
+def _check_npy_header(body: bytes) -> None:
+    """Numeric dtype, and as many data bytes as the header's shape needs, before numpy allocates it."""
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise RequestError(f".npy format version {version[0]}.{version[1]} is not supported; use 1.0 or 2.0")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    except (ValueError, EOFError, SyntaxError, RecursionError) as exc:
+        raise RequestError(f"unreadable .npy body: {exc}") from None
+    if dtype.kind not in "biuf":
+        raise RequestError(f"unreadable .npy body: dtype {dtype} is not numeric; send int, float or bool values")
+    needed, available = math.prod(shape) * dtype.itemsize, len(body) - stream.tell()
+    if needed > available:
+        raise RequestError(f"unreadable .npy body: the header's shape {shape} needs {needed} bytes of data, "
+                           f"the body holds {available}")
+
+
 DECODERS: dict[str, Callable[..., np.ndarray]] = {
     CSV: decode_csv,
     JSON: decode_json,
@@ -221,7 +257,18 @@ def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] |
     decoder = DECODERS.get(kind)
     if decoder is None:
         raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {sorted(DECODERS)}")
-    return decoder(body, feature_names)
+    return _usable(decoder(body, feature_names))
+
+
+def _usable(matrix: np.ndarray) -> np.ndarray:
+    """At least one row, and no infinite values (models refuse them; NaN is a missing value)."""
+    if matrix.shape[0] == 0:
+        raise RequestError("no rows in the body: send at least one row")
+    infinite = np.isinf(matrix)
+    if infinite.any():
+        row, column = (int(i) + 1 for i in np.argwhere(infinite)[0])
+        raise RequestError(f"row {row}, column {column}: infinite, or beyond the float32 range (about 3.4e38)")
+    return matrix
 
 
 # Encoders: predictions -> bytes ---------------------------------------------------------------
@@ -234,10 +281,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset((float, int, str, bool, type(None)))
+
+
 def _records(predictions: Any) -> list:
     if isinstance(predictions, np.ndarray):
         return predictions.tolist()
-    return [{k: _plain(v) for k, v in p.items()} if isinstance(p, dict) else _plain(p) for p in predictions]
+    records = list(predictions)
+    # The common case, records of plain Python values, is checked at C speed and used as it is.
+    if set(map(type, records)) == {dict} and _PLAIN.issuperset(map(type, chain.from_iterable(map(dict.values, records)))):
+        return records
+    return [{k: _plain(v) for k, v in p.items()} if isinstance(p, dict) else _plain(p) for p in records]
 
 
 def encode_json(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
@@ -250,15 +304,20 @@ def encode_jsonlines(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
 
 def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> bytes:
     """One line per prediction: the record's csv_fields, or the row of values as is."""
+    records = _records(predictions)
+    if len(csv_fields) == 1 and records and set(map(type, records)) == {dict}:
+        try:  # one field, in every record (the common case): at C speed
+            return ("\n".join(map(str, map(itemgetter(csv_fields[0]), records))) + "\n").encode()
+        except KeyError:
+            pass
     lines = []
-    for p in _records(predictions):
+    for p in records:
         if isinstance(p, dict):
-            values = [p[f] for f in csv_fields if f in p]
+            lines.append(",".join([str(p[f]) for f in csv_fields if f in p]))
         elif isinstance(p, list):
-            values = p
+            lines.append(",".join(map(str, p)))
         else:
-            values = [p]
-        lines.append(",".join(str(v) for v in values))
+            lines.append(str(p))
     return ("\n".join(lines) + "\n").encode()
 
 

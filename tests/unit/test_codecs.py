@@ -38,6 +38,25 @@ def test_csv_without_model_width_checks_rows_against_the_first():
         codecs.decode(b"1,2\n3\n", "text/csv")
 
 
+@pytest.mark.parametrize("cell", ["7", " 2 ", "1e3", "-1.5E-2", "nan", "NA", "null", "", "1_0", ".5", "\t7"])
+def test_csv_fast_path_and_cell_path_read_the_same_values(cell):
+    # decode_csv parses with numpy.loadtxt and falls back to converting cell by cell: either way
+    # a cell means what float() (or a missing value) makes of it.
+    m = codecs.decode_csv(f"1,{cell},3\n".encode(), NAMES)
+    np.testing.assert_array_equal(m, np.array([[1, codecs._cell(cell, 1, 2), 3]], dtype=np.float32))
+
+
+@pytest.mark.parametrize("cell", ["0x10", "1d3", "1 2", "#1", "+", "1e", "'3'"])
+def test_csv_cells_float_refuses_are_refused(cell):
+    with pytest.raises(RequestError, match="row 2, column 2: .* is not a number"):
+        codecs.decode(f"1,2,3\n1,{cell},3\n".encode(), "text/csv", NAMES)
+
+
+def test_csv_body_of_line_breaks_only_is_empty():
+    with pytest.raises(RequestError, match="empty request body"):
+        codecs.decode(b"\x1c\x1d", "text/csv")
+
+
 @pytest.mark.parametrize("document", [
     {"instances": [[1, 2, 3]]},
     {"data": [[1, 2, 3]]},

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -10,6 +9,10 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         return None  # undefined with one class
+    # Imported here, not at the top: scipy.stats takes 0.6 s to import, and `serve` imports this
+    # package too (cold start), though only training computes metrics.
+    from scipy.stats import rankdata
+
     ranks = rankdata(scores)  # ties share their average rank
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

@@ -26,8 +26,20 @@ def load_templates() -> list[tuple[str, str]]:
     return [(row["EventId"], row["EventTemplate"]) for row in csv.DictReader(text.splitlines())]
 
 
-def _template_regex(template: str) -> str:
-    return ".*".join(re.escape(part) for part in template.split("<*>"))
+# Real HDFS_v1 lines are under 250 characters. On long lines the plain patterns' ".*" runs backtrack
+# polynomially (a crafted 18 KB line took 47 s, inside one C call that no timeout can interrupt), so
+# messages longer than this use linear-time patterns that give the same answer (slower on short lines).
+LONG_MESSAGE = 1024
+
+
+def _template_regex(template: str, linear: bool = False) -> str:
+    parts = [re.escape(part) for part in template.split("<*>")]
+    if not linear or len(parts) < 3:
+        return ".*".join(parts)
+    # Each inner literal at its first occurrence after the previous one, never revisited (atomic
+    # group): a match exists exactly when one exists with the plain pattern, found in linear time.
+    head, *inner, tail = parts
+    return head + "".join(f"(?>.*?{part})" for part in inner) + ".*" + tail
 
 
 class TemplateMatcher:
@@ -40,11 +52,13 @@ class TemplateMatcher:
         # Templates are tried in order; HDFS_v1 templates are mutually exclusive on real data.
         pattern = "|".join(f"(?P<{eid}>{_template_regex(t)})" for eid, t in self.templates)
         self._regex = re.compile(f"(?:{pattern})\\Z", re.DOTALL)
+        linear = "|".join(f"(?P<{eid}>{_template_regex(t, linear=True)})" for eid, t in self.templates)
+        self._linear_regex = re.compile(f"(?:{linear})\\Z", re.DOTALL)
         self._column = {eid: i for i, eid in enumerate(self.event_ids)}
 
     def column(self, message: str) -> int:
         """Feature column for a message: its template's index, or the 'unmatched' column."""
-        match = self._regex.match(message)
+        match = (self._regex if len(message) <= LONG_MESSAGE else self._linear_regex).match(message)
         return self._column[match.lastgroup] if match else len(self.event_ids)
 
 

@@ -68,10 +68,12 @@ class Runtime(ModelRuntime):
     def predict(self, data):
         block_ids, features = data
         scores = self.booster.inplace_predict(features)
-        labels = scores >= self.threshold
+        # Python floats and ints in one call each (float() per numpy scalar is 3x slower).
+        labels = (scores >= self.threshold).astype(np.int8).tolist()
+        scores = scores.tolist()
         if block_ids is None:
-            return [{"score": float(s), "predicted_label": int(l)} for s, l in zip(scores, labels)]
-        return [{"block_id": b, "score": float(s), "predicted_label": int(l)}
+            return [{"score": s, "predicted_label": l} for s, l in zip(scores, labels)]
+        return [{"block_id": b, "score": s, "predicted_label": l}
                 for b, s, l in zip(block_ids, scores, labels)]
 
     def encode(self, predictions, accept: str) -> bytes:

@@ -13,6 +13,7 @@ from ..codecs import CSV, JSONLINES
 from ..errors import PayloadTooLarge, RequestError
 from ..runtime import ModelRuntime
 from .config import ServerConfig
+from .deadline import DeadlineExceeded, Deadlines
 
 log = logging.getLogger(__name__)
 LINE_TYPES = (CSV, JSONLINES)
@@ -26,7 +27,12 @@ def _error(message: str, status: int) -> Response:
 
 def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
     app = Flask("byoc")
-    app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes
+    # One byte over the limit: werkzeug stops reading a chunked body (no Content-Length) at
+    # MAX_CONTENT_LENGTH without a word, so the byte after the limit is what tells it was longer.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes + 1
+    # "//ping" is a 404 like any unknown path, not a redirect to /ping.
+    app.url_map.merge_slashes = False
+    deadlines = Deadlines()
 
     @app.get("/ping")
     def ping() -> Response:
@@ -49,8 +55,19 @@ def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
                 f"body of {request.content_length} bytes is over the {config.max_payload_mb} MB limit "
                 "(SAGEMAKER_MAX_PAYLOAD_IN_MB)"
             )
-        body = request.get_data(cache=False)
-        payload, mimetype = runtime.invoke(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        try:
+            # Reading the body counts: a request is timed from its start (see deadline.py).
+            with deadlines.limit(config.timeout):
+                body = request.get_data(cache=False)
+                if len(body) > config.max_payload_bytes:
+                    raise PayloadTooLarge(f"chunked body is over the {config.max_payload_mb} MB limit "
+                                          "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+                payload, mimetype = runtime.invoke(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
+        except DeadlineExceeded:
+            log.warning("request stopped after SAGEMAKER_MODEL_SERVER_TIMEOUT=%d s (%s bytes of %s)",
+                        config.timeout, request.content_length, request.headers.get("Content-Type"))
+            return _error(f"the request took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT={config.timeout} s and was "
+                          "stopped; send fewer rows per request or raise SAGEMAKER_MODEL_SERVER_TIMEOUT", 504)
         if config.batch and mimetype in LINE_TYPES and payload.endswith(b"\n"):
             # Batch transform with AssembleWith=Line adds a newline after each response itself:
             # without this one more, every input line gives exactly one output line.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -16,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 from ..runtime import ModelRuntime
 from .app import create_app
 from .config import ServerConfig
+from .deadline import hard_timeout
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,31 @@ class _Server(BaseApplication):
         return self._load_app()
 
 
-def serve(runtime_class: type[ModelRuntime]) -> None:
+def gunicorn_options(config: ServerConfig) -> dict:
+    """gunicorn's settings for this server (benchmarks/serving.py measures alternatives)."""
+    return {
+        "bind": f"0.0.0.0:{config.port}",
+        "workers": config.workers,
+        # The app answers a request past SAGEMAKER_MODEL_SERVER_TIMEOUT with a 504 itself
+        # (deadline.py); gunicorn's kill comes later, for work that never returns to Python.
+        "timeout": hard_timeout(config.timeout),
+        "graceful_timeout": 20,
+        "preload_app": True,
+        "worker_class": "sync",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+    }
+
+
+def serve(runtime_class: type[ModelRuntime], overrides: dict | None = None) -> None:
+    """overrides: gunicorn settings over gunicorn_options() (for benchmarks, not for SageMaker)."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
+    # Until gunicorn installs its handlers (after the model is loaded), SIGTERM from `docker stop`
+    # would be ignored: PID 1 has no default action. Stop at once, successfully.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # One compute thread per worker: workers are the unit of parallelism.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -50,14 +73,4 @@ def serve(runtime_class: type[ModelRuntime]) -> None:
         log.info("model loaded from %s; %d worker(s) on port %d", config.model_dir, config.workers, config.port)
         return create_app(runtime, config)
 
-    _Server(load_app, {
-        "bind": f"0.0.0.0:{config.port}",
-        "workers": config.workers,
-        "timeout": config.timeout,
-        "graceful_timeout": 20,
-        "preload_app": True,
-        "worker_class": "sync",
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "info",
-    }).run()
+    _Server(load_app, {**gunicorn_options(config), **(overrides or {})}).run()
