@@ -277,16 +277,25 @@ def load_path() -> str:
 
 def wrk(container: Container, payload: Path, concurrency: int, seconds: float, max_requests: int,
         path: str) -> dict:
+    return wrk_load(container.name, container.port, payload, concurrency, seconds, max_requests, path)
+
+
+def wrk_load(name: str, published_port: int, payload: Path, concurrency: int, seconds: float, max_requests: int,
+             path: str, content_type: str = CONTENT_TYPE) -> dict:
+    """wrk against the container `name` (also used by tests/container/test_soak.py), bounded in time and count."""
+    def inspect(template: str) -> str:
+        return run(["docker", "inspect", "-f", template, name]).stdout.strip()
+
     if path == "netns":
-        prefix, url = ["nsenter", "-t", container.inspect("{{.State.Pid}}"), "-n"], f"http://127.0.0.1:{PORT}"
+        prefix, url = ["nsenter", "-t", inspect("{{.State.Pid}}"), "-n"], f"http://127.0.0.1:{PORT}"
     elif path == "bridge":
-        ip = container.inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+        ip = inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
         prefix, url = [], f"http://{ip}:{PORT}"
     else:
-        prefix, url = [], f"http://127.0.0.1:{container.port}"
+        prefix, url = [], f"http://127.0.0.1:{published_port}"
     command = prefix + ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, math.ceil(seconds))}s", "--timeout", "10s",
                         "-s", str(BENCH / "post.lua"), f"{url}/invocations"]
-    env = dict(os.environ, BODY=str(payload), CONTENT_TYPE=CONTENT_TYPE,
+    env = dict(os.environ, BODY=str(payload), CONTENT_TYPE=content_type,
                MAX_REQUESTS=str(max(1, max_requests)))
     result = run(command, env=env, timeout=seconds + 60)
     line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)

@@ -233,7 +233,10 @@ def _check_npy_header(body: bytes) -> None:
             raise RequestError(f".npy format version {version[0]}.{version[1]} is not supported; use 1.0 or 2.0")
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(stream)
-    except (ValueError, EOFError, SyntaxError, RecursionError) as exc:
+    except RequestError:
+        raise
+    except Exception as exc:  # numpy parses the header as a Python literal: any failure is the body's
+        # (ValueError, EOFError, SyntaxError, tokenize.TokenError, RecursionError, ...)
         raise RequestError(f"unreadable .npy body: {exc}") from None
     if dtype.kind not in "biuf":
         raise RequestError(f"unreadable .npy body: dtype {dtype} is not numeric; send int, float or bool values")

@@ -35,6 +35,9 @@ def _huge_npy_header() -> bytes:
     ("application/x-npy", _npy(np.zeros(2, dtype="datetime64[s]")), ["datetime64", "not numeric"]),
     ("application/x-npy", _npy(np.zeros(2, dtype=[("a", "f4")])), ["not numeric"]),
     ("application/x-npy", b"\x93NUMPY\x03\x00" + b"\0" * 20, ["version 3.0"]),
+    # a header length that cuts the header dict short: numpy's literal parser raises TokenError
+    ("application/x-npy", b"\x93NUMPY\x01\x00\x01\x00{'descr': '<f4', 'fortran_order': False, 'shape': (), }"
+     + b" " * 62 + b"\n\0\0\0\0", ["unreadable .npy body"]),
     ("application/x-npy", _npy(np.zeros((0, 2))), ["no rows"]),
     ("text/csv", "1,inf\n", ["row 1, column 2", "infinite"]),
     ("text/csv", "1,2\n3,1e39\n", ["row 2, column 2", "float32 range"]),

@@ -71,7 +71,8 @@ def test_every_error_status_the_app_can_answer_is_described(spec):
 @pytest.mark.parametrize("method, path, kwargs, status", [
     ("post", "/invocations", {"data": b"1,2", "content_type": "application/xml"}, 415),
     ("get", "/nowhere", {}, 404),
-    ("get", "//ping", {}, 404),
+    ("get", "/ping/x", {}, 404),
+    ("options", "/invocations", {}, 405),
     ("put", "/invocations", {}, 405),
     ("post", "/invocations", {"data": b"x" * (7 << 20), "content_type": "text/csv"}, 413),
 ])

@@ -30,17 +30,19 @@ def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
     # One byte over the limit: werkzeug stops reading a chunked body (no Content-Length) at
     # MAX_CONTENT_LENGTH without a word, so the byte after the limit is what tells it was longer.
     app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes + 1
-    # "//ping" is a 404 like any unknown path, not a redirect to /ping.
+    # Repeated slashes are served as one ("//ping" under gunicorn), never redirected (a 308 is no
+    # answer a SageMaker client follows). Routes take no automatic OPTIONS either: every method
+    # the contract does not list is a JSON 405 (openapi.yaml).
     app.url_map.merge_slashes = False
     deadlines = Deadlines()
 
-    @app.get("/ping")
+    @app.get("/ping", provide_automatic_options=False)
     def ping() -> Response:
         # The model is loaded before the first worker accepts a connection (see server.py),
         # so answering at all means a worker with a loaded model is ready.
         return Response("{}", status=200, mimetype="application/json")
 
-    @app.get("/execution-parameters")
+    @app.get("/execution-parameters", provide_automatic_options=False)
     def execution_parameters() -> Response:
         return jsonify(
             MaxConcurrentTransforms=config.workers,
@@ -48,7 +50,7 @@ def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
             MaxPayloadInMB=config.max_payload_mb,
         )
 
-    @app.post("/invocations")
+    @app.post("/invocations", provide_automatic_options=False)
     def invocations() -> Response:
         if request.content_length is not None and request.content_length > config.max_payload_bytes:
             raise PayloadTooLarge(
