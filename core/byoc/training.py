@@ -236,6 +236,7 @@ def run(train: Callable[[TrainingEnv], None], root: Path | str | None = None) ->
 
 def _run(train: Callable[[TrainingEnv], None], env: TrainingEnv) -> int:
     try:
+        env.failure_file.unlink(missing_ok=True)  # left by an earlier run on the same tree (local runs)
         env = TrainingEnv.load(env.root)
         train(env)
     except Stopped as stop:
