@@ -63,9 +63,9 @@ def _rounds(folder) -> list[int]:
 class Detached:
     """`docker run -d IMAGE train` on an /opt/ml tree, stopped the way SageMaker stops it."""
 
-    def __init__(self, image: str, root):
+    def __init__(self, image: str, root, docker_args: tuple = ()):
         self.name = f"byoc-ckpt-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["docker", "run", "-d", "--name", self.name, "-v", f"{root}:/opt/ml", image, "train"],
+        subprocess.run(["docker", "run", "-d", "--name", self.name, "-v", f"{root}:/opt/ml", *docker_args, image, "train"],
                        check=True, capture_output=True)
 
     def wait_for(self, ready, what: str, timeout: float = 180) -> None:
@@ -81,7 +81,10 @@ class Detached:
 
     def sigterm(self) -> int:
         subprocess.run(["docker", "kill", "--signal", "SIGTERM", self.name], check=True, capture_output=True)
-        waited = subprocess.run(["docker", "wait", self.name], capture_output=True, text=True, timeout=60)
+        return self.wait()
+
+    def wait(self, timeout: float = 60) -> int:
+        waited = subprocess.run(["docker", "wait", self.name], capture_output=True, text=True, timeout=timeout)
         return int(waited.stdout.strip())
 
     def logs(self) -> str:
@@ -153,3 +156,68 @@ def test_sigterm_without_checkpoint_configuration_fails_cleanly(image, csv_tree,
                         r"configuration \(set checkpoint_s3_uri to let a restarted job resume\)\n", failure), failure
     assert list((root / "model").iterdir()) == [] and not (root / "checkpoints").exists()
     assert "Traceback" not in logs  # a stop is not a crash
+
+
+HOSTS = ("algo-1", "algo-2")
+TWO_HOST_HYPERPARAMETERS = {**HYPERPARAMETERS, "num_round": 100, "checkpoint_frequency": 5, "collective_timeout": 120}
+
+
+@pytest.fixture
+def network():
+    name = f"byoc-ckpt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "network", "create", name], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+
+def _two_host_job(image, csv_tree, root, network, checkpoints: bool):
+    """Both hosts of a two-instance job, as SageMaker lays them out: each with its own /opt/ml,
+    replicated channels and its own checkpoint folder, on one network under the names algo-1, algo-2."""
+    jobs = []
+    for host in HOSTS:
+        tree = _job_tree(csv_tree, root / host, checkpoints)
+        opt_ml.write_config(tree, TWO_HOST_HYPERPARAMETERS, content_types={"train": "text/csv", "validation": "text/csv"})
+        (tree / "input" / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": list(HOSTS)}))
+        jobs.append(Detached(image, tree, ("--network", network, "--hostname", host, "--network-alias", host)))
+    return jobs
+
+
+def test_two_hosts_stop_at_the_same_round_and_resume_from_the_leaders_checkpoint(image, csv_tree, tmp_path, network):
+    reference = _two_host_job(image, csv_tree, tmp_path / "reference", network, checkpoints=False)
+    try:
+        assert [job.wait(timeout=300) for job in reference] == [0, 0], reference[0].logs()[-3000:]
+    finally:
+        for job in reference:
+            job.__exit__()
+
+    jobs = _two_host_job(image, csv_tree, tmp_path / "spot", network, checkpoints=True)
+    leader, other = (tmp_path / "spot" / host for host in HOSTS)
+    try:
+        jobs[0].wait_for(lambda: any(r >= 20 for r in _rounds(leader / "checkpoints")), "checkpoint at round 20")
+        for job in jobs:  # the second may be gone already: the hosts agree to stop when either got SIGTERM
+            subprocess.run(["docker", "kill", "--signal", "SIGTERM", job.name], capture_output=True)
+        assert [job.wait() for job in jobs] == [143, 143], jobs[0].logs()[-2000:] + jobs[1].logs()[-2000:]
+    finally:
+        for job in jobs:
+            job.__exit__()
+    stopped_at = _rounds(leader / "checkpoints")[0]
+    assert (leader / "output" / "failure").read_text().startswith(
+        f"stopped by SIGTERM at round {stopped_at} of 100; checkpoint xgboost-checkpoint.{stopped_at}.ubj saved")
+    assert (other / "output" / "failure").read_text().startswith(
+        f"stopped by SIGTERM at round {stopped_at} of 100; algo-1 saved the checkpoint")  # the same round
+    assert not (other / "checkpoints").exists() or _rounds(other / "checkpoints") == []  # only the leader writes
+
+    resumed = _two_host_job(image, csv_tree, tmp_path / "spot-again", network, checkpoints=True)
+    for host in HOSTS:  # the restarted job's hosts, the leader's checkpoints copied back as SageMaker does
+        shutil.rmtree(tmp_path / "spot-again" / host / "checkpoints", ignore_errors=True)
+    shutil.copytree(leader / "checkpoints", tmp_path / "spot-again" / "algo-1" / "checkpoints")
+    try:
+        assert [job.wait(timeout=300) for job in resumed] == [0, 0], resumed[0].logs()[-3000:]
+        logs = [job.logs() for job in resumed]
+    finally:
+        for job in resumed:
+            job.__exit__()
+    for host_logs in logs:
+        assert f"resuming from checkpoint xgboost-checkpoint.{stopped_at}.ubj: {stopped_at} rounds done" in host_logs
+    final = tmp_path / "spot-again" / "algo-1" / "model" / "xgboost-model"
+    assert final.read_bytes() == (tmp_path / "reference" / "algo-1" / "model" / "xgboost-model").read_bytes()

@@ -158,9 +158,8 @@ class _SaveAndStop(xgb.callback.TrainingCallback):
 
     def after_iteration(self, model: xgb.Booster, epoch: int, evals_log) -> bool:
         stop = stop_signal.requested
-        if self.cluster.size > 1:  # every host stops at the same round, or the others would wait in vain
-            stopping = self.cluster.total([1.0 if stop else 0.0])[0] > 0
-            stop = stop or ("SIGTERM" if stopping else None)
+        if self.cluster.any_stops(stop is not None):  # all hosts stop at one round, or the others would wait in vain
+            stop = stop or "SIGTERM"
         rounds = model.num_boosted_rounds()
         if stop or rounds % self.frequency == 0:
             self._save(model)
