@@ -159,7 +159,7 @@ def test_sigterm_without_checkpoint_configuration_fails_cleanly(image, csv_tree,
 
 
 HOSTS = ("algo-1", "algo-2")
-TWO_HOST_HYPERPARAMETERS = {**HYPERPARAMETERS, "num_round": 100, "checkpoint_frequency": 5, "collective_timeout": 120}
+TWO_HOST_HYPERPARAMETERS = {**HYPERPARAMETERS, "num_round": 200, "checkpoint_frequency": 5, "collective_timeout": 120}
 
 
 @pytest.fixture
@@ -193,18 +193,19 @@ def test_two_hosts_stop_at_the_same_round_and_resume_from_the_leaders_checkpoint
     jobs = _two_host_job(image, csv_tree, tmp_path / "spot", network, checkpoints=True)
     leader, other = (tmp_path / "spot" / host for host in HOSTS)
     try:
-        jobs[0].wait_for(lambda: any(r >= 20 for r in _rounds(leader / "checkpoints")), "checkpoint at round 20")
+        jobs[0].wait_for(lambda: any(r >= 10 for r in _rounds(leader / "checkpoints")), "checkpoint at round 10")
         for job in jobs:  # the second may be gone already: the hosts agree to stop when either got SIGTERM
             subprocess.run(["docker", "kill", "--signal", "SIGTERM", job.name], capture_output=True)
-        assert [job.wait() for job in jobs] == [143, 143], jobs[0].logs()[-2000:] + jobs[1].logs()[-2000:]
+        codes = [job.wait() for job in jobs]
+        assert codes == [143, 143], f"exit codes {codes}:\n" + jobs[0].logs()[-2000:] + jobs[1].logs()[-2000:]
     finally:
         for job in jobs:
             job.__exit__()
     stopped_at = _rounds(leader / "checkpoints")[0]
     assert (leader / "output" / "failure").read_text().startswith(
-        f"stopped by SIGTERM at round {stopped_at} of 100; checkpoint xgboost-checkpoint.{stopped_at}.ubj saved")
+        f"stopped by SIGTERM at round {stopped_at} of 200; checkpoint xgboost-checkpoint.{stopped_at}.ubj saved")
     assert (other / "output" / "failure").read_text().startswith(
-        f"stopped by SIGTERM at round {stopped_at} of 100; algo-1 saved the checkpoint")  # the same round
+        f"stopped by SIGTERM at round {stopped_at} of 200; algo-1 saved the checkpoint")  # the same round
     assert not (other / "checkpoints").exists() or _rounds(other / "checkpoints") == []  # only the leader writes
 
     resumed = _two_host_job(image, csv_tree, tmp_path / "spot-again", network, checkpoints=True)
