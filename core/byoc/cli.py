@@ -21,7 +21,8 @@ def algorithm():
 def train() -> None:
     from .training import run
 
-    sys.exit(run(algorithm().train))
+    # The algorithm's (slow) imports run inside run(), whose SIGTERM handler is already in place.
+    sys.exit(run(lambda env: algorithm().train(env)))
 
 
 def serve() -> None:

@@ -8,8 +8,10 @@ import gzip
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +41,8 @@ class TrainingEnv:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     input_data_config: dict[str, dict] = field(default_factory=dict)
     resource_config: dict[str, Any] = field(default_factory=dict)
+    #: checkpointconfig.json (LocalPath, S3Uri); None when the job has no checkpoint configuration
+    checkpoint_config: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, root: Path | str | None = None) -> "TrainingEnv":
@@ -49,10 +53,12 @@ class TrainingEnv:
             hyperparameters=_read_json(config / "hyperparameters.json", {}),
             input_data_config=_read_json(config / "inputdataconfig.json", {}),
             resource_config=_read_json(config / "resourceconfig.json", {}),
+            checkpoint_config=_read_json(config / "checkpointconfig.json", None),
         )
         for name, value in (("hyperparameters.json", env.hyperparameters),
                             ("inputdataconfig.json", env.input_data_config),
-                            ("resourceconfig.json", env.resource_config)):
+                            ("resourceconfig.json", env.resource_config),
+                            ("checkpointconfig.json", {} if env.checkpoint_config is None else env.checkpoint_config)):
             if not isinstance(value, dict):
                 raise UserError(f"{config / name}: expected a JSON object, got {type(value).__name__}")
         return env
@@ -69,6 +75,15 @@ class TrainingEnv:
     @property
     def failure_file(self) -> Path:
         return self.root / "output" / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """Where checkpoints are written and found again (SageMaker syncs it with S3Uri both ways);
+        None when the job has no checkpoint configuration."""
+        if self.checkpoint_config is None:
+            return None
+        local = self.checkpoint_config.get("LocalPath")
+        return Path(local) if local else self.root / "checkpoints"
 
     def channel_dir(self, name: str) -> Path:
         return self.root / "input" / "data" / name
@@ -156,14 +171,78 @@ def write_failure(env: TrainingEnv, reason: str) -> None:
     tmp.replace(env.failure_file)
 
 
+class Stopped(BaseException):
+    """SIGTERM (StopTrainingJob, a spot interruption, MaxRuntimeInSeconds) or SIGINT, as an exception
+    that unwinds the training code. A BaseException, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signal_name: str, detail: str = ""):
+        self.signal_name, self.detail = signal_name, detail
+        super().__init__(f"stopped by {signal_name}" + (f" {detail}" if detail else
+                         " before training finished; no model was written"))
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.Signals[self.signal_name]  # what a shell reports for a process the signal ended
+
+
+class _StopSignal:
+    """Where a stop signal is turned into Stopped. Outside `deferred()` the handler raises at once;
+    inside, it only records the signal, and the code polls `requested` at points where stopping
+    leaves a consistent state (between boosting rounds, after writing a checkpoint)."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._deferring = 0
+
+    @contextmanager
+    def installed(self):
+        signals = (signal.SIGTERM, signal.SIGINT)
+        previous = [signal.signal(signum, self._handle) for signum in signals]
+        self.requested = None
+        try:
+            yield self
+        finally:
+            for signum, handler in zip(signals, previous):
+                signal.signal(signum, handler)
+            self.requested = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = signal.Signals(signum).name
+        log.warning("received %s", self.requested)
+        if not self._deferring:
+            raise Stopped(self.requested)
+
+    @contextmanager
+    def deferred(self):
+        self._deferring += 1
+        try:
+            yield self
+        finally:
+            self._deferring -= 1
+
+
+stop_signal = _StopSignal()
+
+
 def run(train: Callable[[TrainingEnv], None], root: Path | str | None = None) -> int:
     """Run a training function under the contract: failure file and non-zero exit on any error."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    env = TrainingEnv(root=Path(root or os.environ.get("SM_ML_ROOT", DEFAULT_ROOT)))
+    # PID 1 in a container has no default action for SIGTERM: without a handler `docker stop` and
+    # SageMaker's stop would wait for SIGKILL and leave no failure reason.
+    with stop_signal.installed():
+        return _run(train, TrainingEnv(root=Path(root or os.environ.get("SM_ML_ROOT", DEFAULT_ROOT))))
+
+
+def _run(train: Callable[[TrainingEnv], None], env: TrainingEnv) -> int:
     try:
+        env.failure_file.unlink(missing_ok=True)  # left by an earlier run on the same tree (local runs)
         env = TrainingEnv.load(env.root)
         train(env)
+    except Stopped as stop:
+        write_failure(env, str(stop))
+        log.error("training %s", stop)
+        return stop.exit_code
     except UserError as exc:
         traceback.print_exc()
         write_failure(env, f"{type(exc).__name__}: {exc}")

@@ -90,6 +90,15 @@ class Cluster:
         # broadcast pickles any object but refuses None, hence the one-element tuples
         return [collective.broadcast((value,) if rank == self.rank else None, rank)[0] for rank in range(self.size)]
 
+    def any_stops(self, stop: bool) -> bool:
+        """Whether any host got a stop signal (each round, so all stop at the same one); if so, every
+        host knows, and leaves the collective in order."""
+        if self.size == 1:
+            return stop
+        stopping = bool(self.total([1.0 if stop else 0.0])[0] > 0)
+        self._failed_together = self._failed_together or stopping
+        return stopping
+
     def agree(self, problem: Exception | None) -> None:
         """A data error on any host fails every host, each naming the host that has the problem."""
         failed = self.gather(None if problem is None else f"{self.hosts[self.rank]}: {problem}")

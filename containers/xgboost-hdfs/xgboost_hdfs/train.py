@@ -13,8 +13,9 @@ import xgboost as xgb
 from byoc import metrics
 from byoc.errors import DataError
 from byoc.hyperparameters import Param, parse
-from byoc.training import TrainingEnv
+from byoc.training import TrainingEnv, stop_signal
 
+from . import checkpoints
 from .data import RAW_LOGS, Dataset, load_channel
 from .distributed import Cluster
 from .evaluation import best_f1_threshold, evaluate
@@ -81,10 +82,11 @@ HYPERPARAMETERS = [
     Param("nthread", int, None, "threads (default: all CPUs)", low=1),
     Param("verbosity", int, 1, "XGBoost log level", low=0, high=3),
     Param("collective_timeout", int, 900, "multi-instance jobs: seconds a host waits for the others", low=10),
+    Param("checkpoint_frequency", int, 10, "with a checkpoint configuration: rounds between checkpoints", low=1, high=100000),
     Param("threshold", float, "auto", "decision threshold; auto = best F1 on the validation channel (0.5 without one)", parse=_threshold),
 ]
 _XGB_NAMES = {"lambda": "reg_lambda", "alpha": "reg_alpha"}
-_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout"}
+_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout", "checkpoint_frequency"}
 
 
 def xgboost_params(hp: dict, positives: float, rows: float) -> dict:
@@ -99,8 +101,12 @@ def xgboost_params(hp: dict, positives: float, rows: float) -> dict:
 class _PrintRounds(xgb.callback.TrainingCallback):
     """Per-round lines exactly as SageMaker's built-in XGBoost prints them."""
 
+    def before_training(self, model):
+        self.start = model.num_boosted_rounds()  # a resumed job goes on counting from its checkpoint
+        return model
+
     def after_iteration(self, model, epoch, evals_log) -> bool:
-        metrics.print_round(epoch, {f"{data}-{name}": values[-1]
+        metrics.print_round(self.start + epoch, {f"{data}-{name}": values[-1]
                                     for data, results in evals_log.items() for name, values in results.items()})
         return False
 
@@ -145,9 +151,9 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     if validation is not None:
         dvalid = xgb.DMatrix(validation.features, validation.labels, feature_names=validation.feature_names)
         evals.append((dvalid, "validation"))
-    booster = xgb.train(params, dtrain, hp["num_round"], evals=evals, verbose_eval=False,
-                        early_stopping_rounds=hp["early_stopping_rounds"],
-                        callbacks=[_PrintRounds()] if cluster.is_leader else [])
+    booster = checkpoints.train(params, dtrain, hp["num_round"], evals, folder=env.checkpoint_dir,
+                                frequency=hp["checkpoint_frequency"], early_stopping_rounds=hp["early_stopping_rounds"],
+                                cluster=cluster, callbacks=[_PrintRounds()] if cluster.is_leader else [])
 
     # Every host holds the same booster; the threshold and the evaluation need every host's rows.
     scored = validation or train_set
@@ -164,7 +170,8 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc"):
         metrics.print_metric(f"{evaluation['dataset']}-{name}", evaluation[name])
 
-    _save(env, booster, train_set, hp, threshold, evaluation)
+    with stop_signal.deferred():  # a stop now would leave a model without its metadata
+        _save(env, booster, train_set, hp, threshold, evaluation)
 
 
 def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
