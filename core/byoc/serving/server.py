@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from typing import Callable
 
@@ -58,9 +57,6 @@ def serve(runtime_class: type[ModelRuntime], overrides: dict | None = None) -> N
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
-    # Until gunicorn installs its handlers (after the model is loaded), SIGTERM from `docker stop`
-    # would be ignored: PID 1 has no default action. Stop at once, successfully.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # One compute thread per worker: workers are the unit of parallelism.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
