@@ -99,9 +99,10 @@ class TrainingEnv:
         folder = self.channel_dir(name)
         if not folder.is_dir():
             if required:
+                present = [c for c in self.channels if self.channel_dir(c).is_dir()]
                 raise DataError(
                     f"no '{name}' channel: {folder} does not exist. "
-                    f"Pass a '{name}' input (fit({{'{name}': ...}})); channels found: {self.channels or 'none'}"
+                    f"Pass a '{name}' input (fit({{'{name}': ...}})); channels found: {present or 'none'}"
                 )
             return []
         files = sorted(

@@ -35,9 +35,10 @@ CONTENT_TYPES = {
     "text/plain": RAW_LOGS,
     "text/x-hdfs-log": RAW_LOGS,
 }
-# Bytes of memory per byte of input while loading (text, its lines, the matrix, XGBoost's copy),
-# measured on the real data; raw logs are streamed, so only the per-block counts stay.
-MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 6, codecs.LIBSVM: 8, PARQUET: 3}
+# Bytes of memory per byte of input while training (the text, its lines, the matrix, XGBoost's copy),
+# from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900;
+# libsvm rows go through Python dicts: 29x). Raw logs are streamed and only per-block counts stay.
+MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, codecs.LIBSVM: 30, PARQUET: 3}
 _LOG_LINE = re.compile(r"\d{6} \d{6} \d+ [A-Z]+ ")  # an HDFS_v1 line: date, time, pid, level
 
 
@@ -149,12 +150,14 @@ def _read_labels(path: Path) -> dict[str, int]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header or [h.strip() for h in header[:2]] != ["BlockId", "Label"]:
-            raise DataError(f"{path.name}, line 1: expected the header 'BlockId,Label', found {header}")
+            raise DataError(f"{path.name}, line 1: expected the header 'BlockId,Label', found {header}; "
+                            "make that the first line")
         for number, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != 2 or row[1].strip() not in ("Normal", "Anomaly"):
-                raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found {','.join(row)!r}")
+                raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found "
+                                f"{','.join(row)!r}; fix or remove that line")
             labels[row[0].strip()] = int(row[1].strip() == "Anomaly")
     if not labels:
         raise DataError(f"{path.name} has no labels; it must list 'BlockId,Label' rows")
@@ -165,7 +168,7 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
                    share: Share) -> Dataset:
     label_files = [f for f in files if f.name == LABEL_FILE] or extra_label_files
     if not label_files:
-        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them"
+        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them: add it"
                         f" (with sharded logs, give {LABEL_FILE} its own replicated '{LABELS_CHANNEL}' channel)")
     labels: dict[str, int] = {}
     for path in label_files:
@@ -265,6 +268,8 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
 def _hint(problem: str, kind: str) -> str:
     if kind != codecs.CSV:
         return "; write each row as '<label> <index>:<value> ...' with 0-based indices"
+    if " columns but " in problem:
+        return "; every row needs the same number of cells: fix or remove that row"
     if problem.startswith("row 1, column"):
         return ("; row 1 looks like a header, but training CSV has none (the label is the first column): "
                 "remove the header row")

@@ -119,7 +119,7 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     validation = load_channel(env, "validation", matcher, required=False)
     _check_compatible(train_set, validation)
     if hp["early_stopping_rounds"] and validation is None:
-        raise DataError("early_stopping_rounds needs a 'validation' channel")
+        raise DataError("early_stopping_rounds needs a 'validation' channel; add one, or leave early_stopping_rounds out")
     return train_set, validation
 
 
