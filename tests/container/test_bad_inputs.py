@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -329,11 +330,21 @@ def prtg_raw(root: Path, hyperparameters: dict | None = None, content_types: dic
     return _channel(root) / PRTG.name
 
 
+@lru_cache(maxsize=None)
+def _prtg_csv_texts() -> tuple[str, str]:
+    with tempfile.TemporaryDirectory() as folder:
+        opt_ml.prtg_csv(Path(folder))
+        return tuple((_channel(Path(folder), name) / f"{name}.csv").read_text() for name in ("train", "test"))
+
+
 def prtg_table(root: Path, hyperparameters: dict | None = None) -> tuple[Path, Path]:
     """train.csv / test.csv with minutes,hour,day_of_week,target as DataFrame.to_csv writes them."""
-    opt_ml.prtg_csv(root)
+    train, test = _channel(root) / "train.csv", _channel(root, "test") / "test.csv"
+    train_text, test_text = _prtg_csv_texts()
+    train.write_text(train_text)
+    test.write_text(test_text)
     opt_ml.write_config(root, hyperparameters, channels=("train", "test"))
-    return _channel(root) / "train.csv", _channel(root, "test") / "test.csv"
+    return train, test
 
 
 def _edit_csv(path: Path, line: int, column: str, value: str) -> None:
@@ -524,7 +535,7 @@ def _run_all(image: str, cases: list[Case], base: Path) -> dict:
         case.make(root)
         return case.id, (root, run_job(image, root, "train", docker_args=case.docker_args, timeout=300))
 
-    _log_lines(), _labels(), _feature_rows()  # the shared slices of the real data, once, before the threads
+    _log_lines(), _labels(), _feature_rows(), _prtg_csv_texts()  # the real data's slices, once, before the threads
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, cases))
 
