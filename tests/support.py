@@ -37,10 +37,11 @@ def build(image: str) -> str:
 
 
 def run_job(image: str, ml_root: Path, *args: str, env: dict | None = None, timeout: int = 600,
-            volumes: dict | None = None, host_network: bool = False):
+            volumes: dict | None = None, host_network: bool = False, docker_args: tuple = ()):
     """`docker run IMAGE train` with ml_root as /opt/ml; returns the CompletedProcess.
-    host_network: the container shares the host's loopback (to reach a test server on 127.0.0.1)."""
-    command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml"] + (["--network", "host"] if host_network else [])
+    host_network: the container shares the host's loopback (to reach a test server on 127.0.0.1).
+    docker_args: more `docker run` options, such as ("--memory", "300m")."""
+    command = ["docker", "run", "--rm", "-v", f"{ml_root}:/opt/ml", *docker_args] + (["--network", "host"] if host_network else [])
     for host, container in (volumes or {}).items():
         command += ["-v", f"{host}:{container}:ro"]
     for key, value in (env or {}).items():

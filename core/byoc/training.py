@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import traceback
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("/opt/ml")
 GZIP_MAGIC = b"\x1f\x8b"
+# What reading a damaged gzip file raises: a truncated stream, a bad header, bad deflate data or CRC.
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -30,7 +33,8 @@ def _read_json(path: Path, default: Any) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
+        raise UserError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg}); fix the file "
+                        "so that it holds one JSON object") from None
 
 
 @dataclass
@@ -110,9 +114,10 @@ class TrainingEnv:
         folder = self.channel_dir(name)
         if not folder.is_dir():
             if required:
+                present = [c for c in self.channels if self.channel_dir(c).is_dir()]
                 raise DataError(
                     f"no '{name}' channel: {folder} does not exist. "
-                    f"Pass a '{name}' input (fit({{'{name}': ...}})); channels found: {self.channels or 'none'}"
+                    f"Pass a '{name}' input (fit({{'{name}': ...}})); channels found: {present or 'none'}"
                 )
             return []
         files = sorted(
@@ -163,11 +168,32 @@ def open_text(path: Path):
     return open(path, "rt", encoding="utf-8", errors="replace", newline="")
 
 
+def damaged_gzip(path: Path, exc: Exception) -> DataError:
+    """The error for a gzip file that cannot be read to its end, naming the file."""
+    what = "truncated" if isinstance(exc, EOFError) else f"damaged ({exc})"
+    return DataError(f"{path.name} is a {what} gzip file; check it with 'gzip -t {path.name}', "
+                     "then compress and upload it again")
+
+
+def check_gzip(path: Path) -> None:
+    """Raise damaged_gzip if a gzip file cannot be read to its end. For error paths: a damaged deflate
+    stream can decode into garbage lines, which a parser refuses before the checksum is reached."""
+    with open(path, "rb") as probe:
+        if probe.read(2) != GZIP_MAGIC:
+            return
+    try:
+        with gzip.open(path) as stream:
+            while stream.read(1 << 20):
+                pass
+    except GZIP_ERRORS as exc:
+        raise damaged_gzip(path, exc) from None
+
+
 def write_failure(env: TrainingEnv, reason: str) -> None:
     """SageMaker shows this file's text as the job's FailureReason (it keeps the first 1 KiB)."""
     env.failure_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = env.failure_file.with_suffix(".tmp")
-    tmp.write_text(reason.strip() + "\n")
+    tmp.write_text(" ".join(reason.split()) + "\n")  # one line, whatever the message holds
     tmp.replace(env.failure_file)
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError
-from byoc.training import TrainingEnv, open_text
+from byoc.training import GZIP_ERRORS, TrainingEnv, check_gzip, damaged_gzip, open_text
 
 log = logging.getLogger(__name__)
 CSV_TYPES = {"text/csv"}
@@ -31,26 +33,61 @@ def _read(path: Path, parquet: bool) -> pd.DataFrame:
             frame = pd.read_csv(handle)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name} is empty; a CSV channel needs a header row and data rows") from None
-    except (pd.errors.ParserError, EOFError, OSError) as exc:
-        raise DataError(f"{path.name} is not readable CSV: {exc}") from None
+    except GZIP_ERRORS as exc:
+        raise damaged_gzip(path, exc) from None
+    except (pd.errors.ParserError, OSError) as exc:
+        check_gzip(path)  # garbage from a damaged gzip stream is the real problem
+        raise DataError(f"{path.name} is not readable CSV: {str(exc).strip()}; every row needs as many cells as the header") from None
     # DataFrame.to_csv writes the index as an unnamed first column: it is not a feature.
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ") or str(c).strip() == ""]
     return frame.drop(columns=unnamed)
 
 
-def load_channel(env: TrainingEnv, channel: str, required: bool = True) -> pd.DataFrame | None:
+Where = Callable[[int], str]  # a row of a file (0-based) -> "file.csv, line 7" for messages
+
+
+def require_numbers(frame: pd.DataFrame, columns: list[str], where: Where) -> None:
+    """Every cell of the columns a finite number; the first that is not is named with file and line."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataError(f"{where(int(bad[0]))}, column {column!r}: {_shown(frame[column].iloc[bad[0]])} is not a "
+                            "finite number; fix or remove that row, or leave the column out (features hyperparameter)")
+
+
+def _shown(value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return "an empty cell" if pd.isna(value) else str(value)
+
+
+def require_times(frame: pd.DataFrame, column: str, where: Where) -> None:
+    stamps = pd.to_datetime(frame[column], errors="coerce")
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if bad.size:
+        raise DataError(f"{where(int(bad[0]))}, column {column!r}: {_shown(frame[column].iloc[bad[0]])} is not a "
+                        "timestamp; write times such as '2021-06-01 00:00:26', or fix or remove that row")
+
+
+def load_channel(env: TrainingEnv, channel: str, required: bool = True,
+                 check: Callable[[pd.DataFrame, Where], None] | None = None) -> pd.DataFrame | None:
+    """The channel's files as one DataFrame; `check` sees each file's rows, to name file and line."""
     files = env.channel_files(channel, required=required)
     if not files:
         return None
     declared = env.content_type(channel)
     frames = []
     for path in files:
-        frame = _read(path, _is_parquet(path, declared))
+        parquet = _is_parquet(path, declared)
+        frame = _read(path, parquet)
         if frame.empty:
-            raise DataError(f"{path.name} has no rows")
+            raise DataError(f"{path.name} has no rows; remove it from the channel or upload its data again")
         if frames and list(frame.columns) != list(frames[0].columns):
             raise DataError(f"{path.name} has columns {list(frame.columns)} but {files[0].name} has "
                             f"{list(frames[0].columns)}; every file of a channel needs the same columns")
+        if check:  # CSV: line 1 is the header; parquet has rows, no lines
+            check(frame, lambda row, name=path.name, p=parquet: f"{name}, row {row + 1}" if p else f"{name}, line {row + 2}")
         frames.append(frame)
     log.info("channel '%s': %d file(s), %d rows", channel, len(files), sum(len(f) for f in frames))
     return pd.concat(frames, ignore_index=True)

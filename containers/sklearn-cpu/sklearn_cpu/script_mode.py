@@ -90,7 +90,8 @@ def train(env: TrainingEnv) -> None:
     code_dir = fetch_code(unwrap(env.hyperparameters.get("sagemaker_submit_directory", "")) or
                           os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY"), CODE_DIR)
     if not (code_dir / entry_point).is_file():
-        raise UserError(f"sagemaker_program {entry_point!r} is not in {code_dir}: found {sorted(p.name for p in code_dir.iterdir())}")
+        raise UserError(f"sagemaker_program {entry_point!r} is not in {code_dir}: found "
+                        f"{sorted(p.name for p in code_dir.iterdir())}; set entry_point to one of them")
     install_requirements(code_dir)
     sm = environment.Environment()
     variables = {**os.environ, **sm.to_env_vars(),
@@ -104,7 +105,8 @@ def train(env: TrainingEnv) -> None:
         tail = (tail + [line.rstrip()])[-20:]
     if process.wait() != 0:
         last = next((l for l in reversed(tail) if l.strip()), "no error output")
-        raise UserError(f"{entry_point} exited with code {process.returncode}: {last}")
+        raise UserError(f"{entry_point} exited with code {process.returncode}: {last} "
+                        "(fix the script or its arguments; its full output is in the job's log)")
 
 
 class ScriptRuntime(ModelRuntime):

@@ -14,19 +14,24 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 
-from byoc import metrics
+from byoc import memory, metrics
+from byoc.datafiles import is_parquet
 from byoc.errors import DataError, HyperparameterError
 from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv
 
 from . import features as feats
-from .data import load_channel
+from .data import load_channel, require_numbers, require_times
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 MIN_R2_GAIN = 0.01  # below this the model is no better than the mean, whatever the last digits say
 METADATA_FILE = "metadata.json"
+# Bytes of memory per byte of input while training: pandas' frame, the concatenation, the features
+# and the float matrices, from the peak use of real-data jobs (a 60 MiB CSV was OOM-killed with
+# 500 MiB, fine with 550). A parquet file counts as 8 bytes a cell, its size in memory.
+MEMORY_FACTOR = {"csv": 8, "parquet": 3}
 
 # Each model and the hyperparameters that apply to it (others are refused, not ignored).
 MODELS = {
@@ -94,7 +99,8 @@ def prepare(frame: pd.DataFrame, hp: dict, channel: str) -> tuple[pd.DataFrame, 
     """Raw sensor rows get time and history features; a table is used as it is."""
     target = hp["target"]
     if target not in frame.columns:
-        raise DataError(f"target {target!r} is not a column of the '{channel}' channel; columns: {list(frame.columns)}")
+        raise DataError(f"target {target!r} is not a column of the '{channel}' channel; columns: {list(frame.columns)}; "
+                        "set the target hyperparameter to one of them")
     raw = hp["time_column"] in frame.columns
     if raw:
         frame = feats.build(frame, hp["time_column"], target, hp["lags"], hp["rolling_windows"])
@@ -114,9 +120,10 @@ def feature_columns(frame: pd.DataFrame, hp: dict, raw: bool) -> list[str]:
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise HyperparameterError(f"feature(s) {missing} are not columns; available: "
-                                  f"{[c for c in frame.columns if c not in (hp['target'], hp['time_column'])]}")
+                                  f"{[c for c in frame.columns if c not in (hp['target'], hp['time_column'])]}; "
+                                  "set features to names from that list")
     if hp["target"] in names:
-        raise HyperparameterError(f"the target {hp['target']!r} cannot also be a feature")
+        raise HyperparameterError(f"the target {hp['target']!r} cannot also be a feature; remove it from features")
     return list(names)
 
 
@@ -146,11 +153,27 @@ def regression_report(actual: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
+def check_cells(hp: dict):
+    """Per file, before anything is built: the cells the model will read are numbers (and times)."""
+    def check(frame: pd.DataFrame, where) -> None:
+        time_column, target = hp["time_column"], hp["target"]
+        if time_column in frame.columns:  # raw sensor data: features come from the time and the target
+            require_times(frame, time_column, where)
+            names = [target, *(n for n in hp["features"] or () if n in frame.columns)]
+        else:
+            names = [target, *(hp["features"] or (c for c in frame.columns if c != target))]
+        require_numbers(frame, [n for n in dict.fromkeys(names) if n in frame.columns], where)
+    return check
+
+
 def train(env: TrainingEnv) -> None:
     hp = parse(env.hyperparameters, HYPERPARAMETERS)
     model = make_model(hp)
-    train_frame, raw = prepare(load_channel(env, "train"), hp, "train")
-    test_raw = load_channel(env, "test", required=False)
+    inputs = env.channel_files("train", required=False) + env.channel_files("test", required=False)
+    needed = sum(memory.loaded_size(f) * MEMORY_FACTOR["parquet" if is_parquet(f) else "csv"] for f in inputs)
+    memory.require(int(needed), "loading the train and test channels")
+    train_frame, raw = prepare(load_channel(env, "train", check=check_cells(hp)), hp, "train")
+    test_raw = load_channel(env, "test", required=False, check=check_cells(hp))
     if test_raw is not None:
         test_frame, _ = prepare(test_raw, hp, "test")
         held_out = "test channel"
@@ -159,10 +182,15 @@ def train(env: TrainingEnv) -> None:
         train_frame, test_frame = train_frame.iloc[:cut], train_frame.iloc[cut:]
         held_out = f"latest {hp['test_fraction']:.0%} of train"
     columns = feature_columns(train_frame, hp, raw)
+    absent = [c for c in columns if c not in test_frame.columns]
+    if absent:
+        raise DataError(f"the test channel has no column(s) {absent} that train has; "
+                        "give both channels the same columns")
     x_train, y_train = matrix(train_frame, columns, "train"), matrix(train_frame, [hp["target"]], "train")[:, 0]
     x_test, y_test = matrix(test_frame, columns, "test"), matrix(test_frame, [hp["target"]], "test")[:, 0]
     if np.ptp(y_train) == 0:
-        raise DataError(f"target {hp['target']!r} is constant ({y_train[0]}) in train; there is nothing to learn")
+        raise DataError(f"target {hp['target']!r} is constant ({y_train[0]}) in train; there is nothing to learn: "
+                        "choose another target column, or train on data where it varies")
     log.info("%s on %d rows, features %s; evaluating on %d rows (%s)", hp["model"], len(y_train), columns, len(y_test), held_out)
     model.fit(x_train, y_train)
 

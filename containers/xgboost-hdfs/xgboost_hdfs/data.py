@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from byoc import codecs
+from byoc import codecs, memory
 from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError, RequestError
-from byoc.training import TrainingEnv, open_text
+from byoc.training import GZIP_ERRORS, TrainingEnv, check_gzip, damaged_gzip, open_text
 
 from .logparse import BlockCounts, LogFormatError, TemplateMatcher, count_events, numbered
 
@@ -34,6 +35,11 @@ CONTENT_TYPES = {
     "text/plain": RAW_LOGS,
     "text/x-hdfs-log": RAW_LOGS,
 }
+# Bytes of memory per byte of input while training (the text, its lines, the matrix, XGBoost's copy),
+# from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900;
+# libsvm rows go through Python dicts: 29x). Raw logs are streamed and only per-block counts stay.
+MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, codecs.LIBSVM: 30, PARQUET: 3}
+_LOG_LINE = re.compile(r"\d{6} \d{6} \d+ [A-Z]+ ")  # an HDFS_v1 line: date, time, pid, level
 
 
 @dataclass
@@ -90,12 +96,27 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path], label_files
     first = files[0]
     if is_parquet(first):
         return PARQUET
-    with open_text(first) as handle:
-        line = handle.readline()
+    try:
+        with open_text(first) as handle:
+            line = handle.readline()
+    except GZIP_ERRORS as exc:
+        raise damaged_gzip(first, exc) from None
+    if _LOG_LINE.match(line):
+        return RAW_LOGS  # logs without their label file: _load_raw_logs says so
     tokens = line.split()
     if len(tokens) > 1 and all(":" in t for t in tokens[1:]) and "," not in line:
         return codecs.LIBSVM
     return codecs.CSV
+
+
+def memory_needed(env: TrainingEnv, channel: str) -> int:
+    """Estimated bytes that loading a channel takes, from its files' sizes (0 without the channel)."""
+    files = env.channel_files(channel, required=False)
+    if not files:
+        return 0
+    labels = [f for f in env.channel_files(LABELS_CHANNEL, required=False) if f.name == LABEL_FILE]
+    factor = MEMORY_FACTOR[detect_format(env, channel, files, labels)]
+    return int(sum(memory.loaded_size(f) for f in files) * factor)
 
 
 def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True) -> Dataset | None:
@@ -129,12 +150,14 @@ def _read_labels(path: Path) -> dict[str, int]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header or [h.strip() for h in header[:2]] != ["BlockId", "Label"]:
-            raise DataError(f"{path.name}, line 1: expected the header 'BlockId,Label', found {header}")
+            raise DataError(f"{path.name}, line 1: expected the header 'BlockId,Label', found {header}; "
+                            "make that the first line")
         for number, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != 2 or row[1].strip() not in ("Normal", "Anomaly"):
-                raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found {','.join(row)!r}")
+                raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found "
+                                f"{','.join(row)!r}; fix or remove that line")
             labels[row[0].strip()] = int(row[1].strip() == "Anomaly")
     if not labels:
         raise DataError(f"{path.name} has no labels; it must list 'BlockId,Label' rows")
@@ -145,7 +168,7 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
                    share: Share) -> Dataset:
     label_files = [f for f in files if f.name == LABEL_FILE] or extra_label_files
     if not label_files:
-        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them"
+        raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them: add it"
                         f" (with sharded logs, give {LABEL_FILE} its own replicated '{LABELS_CHANNEL}' channel)")
     labels: dict[str, int] = {}
     for path in label_files:
@@ -159,15 +182,17 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
             try:
                 count_events(numbered(path.name, handle), matcher, into=counts)
             except LogFormatError as exc:
-                raise DataError(str(exc)) from None
-            except EOFError:
-                raise DataError(f"{path.name} is a truncated gzip file; upload it again") from None
+                check_gzip(path)  # garbage from a damaged gzip stream is the real problem
+                raise DataError(f"{exc}: remove or fix that line") from None
+            except GZIP_ERRORS as exc:
+                raise damaged_gzip(path, exc) from None
         log.info("%s: %d lines so far, %d blocks", path.name, counts.lines, len(counts.counts))
     unlabelled = [b for b in counts.counts if b not in labels]
     if unlabelled:
         raise DataError(
             f"{len(unlabelled)} block(s) in the logs of channel '{channel}' have no row in {LABEL_FILE}, "
-            f"e.g. {unlabelled[:3]}; add them to the label file"
+            f"e.g. {unlabelled[:3]}, first named at {_first_mention(logs, unlabelled[0])}; "
+            f"add a '<block id>,Normal|Anomaly' row for each to {LABEL_FILE}"
         )
     if counts.unmatched_lines:
         log.warning("%d line(s) matched no template and were counted in the '%s' column, e.g. %s",
@@ -190,16 +215,30 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
     )
 
 
+def _first_mention(logs: list[Path], block_id: str) -> str:
+    """'file, line N' where a block first appears (read again only on this error path)."""
+    pattern = re.compile(rf"{re.escape(block_id)}\b")
+    for path in logs:
+        with open_text(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if pattern.search(line):
+                    return f"{path.name}, line {number}"
+    return "an unknown line"
+
+
 # Ready features -------------------------------------------------------------------------------
 
 def _load_feature_text(files: list[Path], kind: str) -> Dataset:
     """CSV (label first, no header) or libsvm (label first, index:value)."""
     parts, labels = [], []
     for path in files:
-        with open_text(path) as handle:
-            body = handle.read().encode()
+        try:
+            with open_text(path) as handle:
+                body = handle.read().encode()
+        except GZIP_ERRORS as exc:
+            raise damaged_gzip(path, exc) from None
         if not body.strip():
-            raise DataError(f"{path.name} is empty")
+            raise DataError(f"{path.name} is empty; remove it from the channel or upload its data again")
         try:
             if kind == codecs.CSV:
                 matrix = codecs.decode_csv(body)
@@ -210,10 +249,10 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
                                  dtype=np.float32)
                 features = codecs.decode_libsvm(body)
         except RequestError as exc:
-            hint = " (training CSV has no header row; the label is the first column)" if kind == codecs.CSV else ""
-            raise DataError(f"{path.name}: {exc}{hint}") from None
+            raise DataError(f"{path.name}: {exc}{_hint(str(exc), kind)}") from None
+        _check_finite(features, path)
         parts.append((path, features))
-        labels.append(label)
+        labels.append(_check_labels(label, path))
     width = max(f.shape[1] for _, f in parts)
     if kind == codecs.CSV:
         for path, features in parts:
@@ -223,7 +262,28 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
     else:  # libsvm rows are sparse: pad narrower files with missing values
         parts = [(p, np.pad(f, ((0, 0), (0, width - f.shape[1])), constant_values=np.nan)) for p, f in parts]
     features = np.concatenate([f for _, f in parts])
-    return Dataset(features, _check_labels(np.concatenate(labels), files), [f"f{i}" for i in range(width)], kind)
+    return Dataset(features, np.concatenate(labels), [f"f{i}" for i in range(width)], kind)
+
+
+def _hint(problem: str, kind: str) -> str:
+    if kind != codecs.CSV:
+        return "; write each row as '<label> <index>:<value> ...' with 0-based indices"
+    if " columns but " in problem:
+        return "; every row needs the same number of cells: fix or remove that row"
+    if problem.startswith("row 1, column"):
+        return ("; row 1 looks like a header, but training CSV has none (the label is the first column): "
+                "remove the header row")
+    return "; every cell must be a number (an empty cell is a missing value): fix or remove that row"
+
+
+def _check_finite(features: np.ndarray, path: Path, names: list | None = None) -> None:
+    """XGBoost refuses infinity; NaN is a missing value and welcome."""
+    infinite = np.argwhere(np.isinf(features))
+    if infinite.size:
+        row, column = map(int, infinite[0])
+        where = f"column {names[column]!r}" if names else f"column {column + 2}"  # CSV: the label is column 1
+        raise DataError(f"{path.name}: row {row + 1}, {where} is infinite; use a finite number, "
+                        "or leave the value empty (NaN) for a missing value")
 
 
 def _cell_label(token: str, path: Path, line: int) -> float:
@@ -240,22 +300,27 @@ def _load_parquet(files: list[Path]) -> Dataset:
     columns = list(frames[0].columns)
     for path, frame in zip(files, frames):
         if list(frame.columns) != columns:
-            raise DataError(f"{path.name} has columns {list(frame.columns)} but {files[0].name} has {columns}")
-    frame = pd.concat(frames, ignore_index=True)
+            raise DataError(f"{path.name} has columns {list(frame.columns)} but {files[0].name} has {columns}; "
+                            "every training file needs the same columns")
     label = "label" if "label" in columns else columns[0]
-    names = [str(c) for c in columns if c != label]
-    try:
-        features = frame[[c for c in columns if c != label]].to_numpy(dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"parquet feature columns must be numeric: {exc}") from None
-    return Dataset(features, _check_labels(frame[label].to_numpy(dtype=np.float32), files), names, PARQUET)
+    feature_columns = [c for c in columns if c != label]
+    for path, frame in zip(files, frames):
+        for column in columns:
+            if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+                raise DataError(f"{path.name}: column {column!r} is {frame[column].dtype}, not numeric; "
+                                "store every feature and the label as numbers")
+        _check_labels(frame[label].to_numpy(dtype=np.float32), path, f"column {label!r}")
+        _check_finite(frame[feature_columns].to_numpy(dtype=np.float32), path, feature_columns)
+    frame = pd.concat(frames, ignore_index=True)
+    features = frame[feature_columns].to_numpy(dtype=np.float32)
+    return Dataset(features, frame[label].to_numpy(dtype=np.float32), [str(c) for c in feature_columns], PARQUET)
 
 
-def _check_labels(labels: np.ndarray, files: list[Path]) -> np.ndarray:
+def _check_labels(labels: np.ndarray, path: Path, where: str = "the first column") -> np.ndarray:
     bad = np.flatnonzero(~np.isin(labels, (0.0, 1.0)))
     if bad.size:
         raise DataError(
-            f"label of row {bad[0] + 1} (over {', '.join(f.name for f in files)}) is {labels[bad[0]]}; "
-            "a binary classifier needs labels 0 or 1 in the first column"
+            f"{path.name}: row {bad[0] + 1}: the label is {labels[bad[0]]} but a binary classifier needs 0 or 1 "
+            f"(in {where}); fix that row's label or remove the row"
         )
     return labels

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 import numpy as np
 import xgboost as xgb
 
-from byoc import metrics
+from byoc import memory, metrics
 from byoc.errors import DataError
 from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv, stop_signal
 
 from . import checkpoints
-from .data import RAW_LOGS, Dataset, load_channel
+from .data import RAW_LOGS, Dataset, load_channel, memory_needed
 from .distributed import Cluster
 from .evaluation import best_f1_threshold, evaluate
 from .logparse import TemplateMatcher, load_templates
@@ -119,11 +119,13 @@ def train(env: TrainingEnv) -> None:
 
 def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     matcher = TemplateMatcher()
+    memory.require(memory_needed(env, "train") + memory_needed(env, "validation"),
+                   "loading the train and validation channels")
     train_set = load_channel(env, "train", matcher)
     validation = load_channel(env, "validation", matcher, required=False)
     _check_compatible(train_set, validation)
     if hp["early_stopping_rounds"] and validation is None:
-        raise DataError("early_stopping_rounds needs a 'validation' channel")
+        raise DataError("early_stopping_rounds needs a 'validation' channel; add one, or leave early_stopping_rounds out")
     return train_set, validation
 
 
@@ -140,7 +142,8 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
                         "every training file needs the same columns")
     positives, rows = cluster.total([train_set.labels.sum(), len(train_set.labels)])
     if positives == 0 or positives == rows:
-        raise DataError("the train channel has only one class; it needs both normal (0) and anomalous (1) examples")
+        raise DataError(f"the train channel has only one class ({int(positives)} of {int(rows)} rows are 1); "
+                        "it needs both normal (0) and anomalous (1) examples: add rows of the missing class")
 
     params = xgboost_params(hp, positives, rows)
     log.info("training on %d rows x %d features (%d positive)%s; params %s", *train_set.features.shape,

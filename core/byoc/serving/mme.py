@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import RequestError
+from ..memory import available_memory
 
 log = logging.getLogger(__name__)
 
@@ -27,45 +28,6 @@ LOAD_FACTOR = 3
 LOAD_HEADROOM = 128 * 1024 * 1024
 
 _runtime = None  # this worker process's model
-
-
-def _cgroup_free(limit_file: str, usage_file: str, stat_file: str, inactive_key: str) -> int | None:
-    """Limit minus usage, not counting inactive page cache (the kernel reclaims it before OOM)."""
-    try:
-        limit = Path(limit_file).read_text().strip()
-        usage = int(Path(usage_file).read_text())
-        stat = dict(line.split() for line in Path(stat_file).read_text().splitlines() if line.count(" ") == 1)
-    except (OSError, ValueError):
-        return None
-    if limit == "max" or int(limit) >= _machine_memory():
-        return None  # no limit on this container
-    return int(limit) - (usage - int(stat.get(inactive_key, 0)))
-
-
-def _meminfo(key: str) -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _machine_memory() -> int:
-    return _meminfo("MemTotal")
-
-
-def available_memory() -> int | None:
-    """Bytes this container can still use: its cgroup's limit (v2 or v1) if any, else the machine's."""
-    free = _cgroup_free("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
-                        "/sys/fs/cgroup/memory.stat", "inactive_file")
-    if free is None:
-        free = _cgroup_free("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-                            "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file")
-    if free is None:
-        try:
-            free = _meminfo("MemAvailable") or None
-        except OSError:
-            return None
-    return free
 
 
 def _check_memory(model_dir: Path) -> None:
