@@ -135,10 +135,10 @@ def line_chunks(part: Part) -> Iterator[bytes]:
 class Progress:
     """A log line every PROGRESS_EVERY lines: lines, lines/s and blocks so far."""
 
-    def __init__(self, name: str, every: int = PROGRESS_EVERY):
-        self.name, self.every = name, every
+    def __init__(self, name: str, every: int | None = None):
+        self.name, self.every = name, every or PROGRESS_EVERY
         self.started = time.perf_counter()
-        self.next = every
+        self.next = self.every
 
     def update(self, lines: int, blocks: int) -> None:
         if lines >= self.next:
@@ -165,14 +165,19 @@ def count_part(part: Part, matcher: TemplateMatcher) -> tuple[BlockMatrix, int]:
     return counts, number - 1
 
 
-_worker_matcher: TemplateMatcher | None = None
+def _count_or_error(part: Part, matcher: TemplateMatcher):
+    """count_part(), with a line's error returned: its number must be moved past the earlier parts."""
+    try:
+        return count_part(part, matcher)
+    except LogFormatError as exc:
+        return exc, None
+
+
+_worker_matcher: TemplateMatcher | None = None  # set before the workers are forked
 
 
 def _count_in_worker(part: Part):
-    try:
-        return count_part(part, _worker_matcher)
-    except LogFormatError as exc:
-        return exc, None
+    return _count_or_error(part, _worker_matcher)
 
 
 def workers_for(parts: list[Part]) -> int:
@@ -192,7 +197,7 @@ def count_files(paths: list[Path], matcher: TemplateMatcher, workers: int | None
     total = BlockMatrix(matcher)
     lines_in_file: dict[Path, int] = {}  # lines so far in each file, to number the lines of later parts
     if workers == 1:
-        results = (count_part(part, matcher) for part in parts)
+        results = (_count_or_error(part, matcher) for part in parts)
     else:
         global _worker_matcher
         _worker_matcher = matcher  # inherited by the forked workers
