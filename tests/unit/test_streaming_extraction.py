@@ -84,6 +84,7 @@ def test_odd_lines_give_the_same_answers(matcher, tmp_path, newline):
     rng = random.Random(7)
     lines = _odd_lines(rng, matcher)
     lines[100:100] = ["", "", ""]
+    lines[2000] += " blk_" + "9" * 70  # longer than the fast path's slots: its chunk takes the line-by-line path
     text = newline.join(lines).encode()  # no newline after the last line
     (tmp_path / "odd.log").write_bytes(text)
     fast = count_files([tmp_path / "odd.log"], matcher, workers=1)
@@ -97,6 +98,10 @@ def test_shapes_alone_decide_on_ascii_chunks(matcher):
     fast = BlockMatrix(matcher)
     assert fast.add_chunk("x", 1, text) == len(lines)
     assert_same(fast, reference(text, matcher, "x"))
+    long_id = text + b"081109 203530 147 INFO x: Served block blk_" + b"9" * 70 + b" to /10.0.0.1\n"
+    fast = BlockMatrix(matcher)
+    assert fast.add_chunk("x", 1, long_id) == len(lines) + 1  # through the line-by-line path
+    assert_same(fast, reference(long_id, matcher, "x"))
 
 
 @pytest.mark.parametrize("workers", [1, 2])

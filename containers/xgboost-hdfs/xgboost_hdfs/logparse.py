@@ -157,30 +157,57 @@ def numbered(source: str, text_lines: Iterable[str]) -> Iterator[tuple[str, int,
 
 DIGIT_MARK = b"\x00"
 _SHAPE = bytes.maketrans(b"0123456789", DIGIT_MARK * 10)
-_BLOCK_ID_BYTES = re.compile(rb"blk_-?\d+")
 _EMPTY = -1  # shape code of an empty line
+_OTHER = -2  # shape code of a line the fast path leaves to the reference path (huge ids or lines)
 SHAPE_CACHE_LIMIT = 200_000  # distinct shapes kept (real data: ~2k); past it the cache starts over
+LONGEST_ID = 64  # bytes; block ids are gathered into fixed-width slots
+# A shape's code packs: column (bits 0-7), number of block ids (8-31), and for a line with one id its
+# length (32-39) and start (40-62); for a line with several, the index of its spans in _ShapeCodes.
+_MAX_IDS, _MAX_START = (1 << 24) - 1, (1 << 23) - 1
 
 
 class _ShapeCodes(dict):
-    """shape -> column + width * (number of block ids), or _EMPTY; computed on first sight."""
+    """shape -> code (see above), computed on first sight with the reference logic."""
 
     def __init__(self, matcher: TemplateMatcher):
         super().__init__()
-        self.matcher, self.width = matcher, len(matcher.feature_names)
+        self.matcher = matcher
+        # (start, length) of every id of the shapes with several ids, one after the other; a shape's
+        # code holds where its own start in these lists.
+        self.span_starts: list[int] = []
+        self.span_lengths: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def __missing__(self, shape: bytes) -> int:
-        if len(self) >= SHAPE_CACHE_LIMIT:
-            self.clear()
         line = shape.replace(DIGIT_MARK, b"0").decode("ascii")  # a line of this very shape
-        if line:
+        if not line:
+            code = _EMPTY
+        else:
             header = _HEADER.match(line)
             code = self.matcher.column(line[header.end():] if header else line)
-            code += self.width * len(_BLOCK_ID.findall(line))
-        else:
-            code = _EMPTY
+            spans = [(m.start(), m.end() - m.start()) for m in _BLOCK_ID.finditer(line)]
+            if len(spans) > _MAX_IDS or any(n > LONGEST_ID or at > _MAX_START for at, n in spans):
+                code = _OTHER
+            elif len(spans) == 1:
+                code |= 1 << 8 | spans[0][1] << 32 | spans[0][0] << 40
+            elif spans:
+                code |= len(spans) << 8 | len(self.span_starts) << 40
+                self.span_starts += [at for at, _ in spans]
+                self.span_lengths += [n for _, n in spans]
+                self._arrays = None
         self[shape] = code
         return code
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = np.array(self.span_starts, dtype=np.int64), np.array(self.span_lengths, dtype=np.int64)
+        return self._arrays
+
+    def limit(self) -> None:
+        """Start over when too many shapes were seen (called between chunks, never inside one)."""
+        if len(self) >= SHAPE_CACHE_LIMIT or len(self.span_starts) >= 4 * SHAPE_CACHE_LIMIT:
+            self.clear()
+            self.span_starts, self.span_lengths, self._arrays = [], [], None
 
 
 class _RowIndex(dict):
@@ -250,13 +277,17 @@ class BlockMatrix:
         line `first_number` of `source`. Returns the number of lines in the chunk."""
         if self._codes is None or not chunk.isascii() or b"\r" in chunk or DIGIT_MARK in chunk:
             return self._add_lines(source, first_number, chunk)
+        self._codes.limit()
         shapes = chunk.translate(_SHAPE).split(b"\n")
         if chunk.endswith(b"\n"):
             shapes.pop()
         codes = np.fromiter(map(self._codes.__getitem__, shapes), dtype=np.int64, count=len(shapes))
+        if codes.min(initial=0) == _OTHER:
+            return self._add_lines(source, first_number, chunk)
         present = codes != _EMPTY
-        ids_per_line = np.where(present, codes // self.width, 0)
-        columns = codes % self.width
+        codes[~present] = 0
+        columns = codes & 0xFF
+        ids_per_line = (codes >> 8) & _MAX_IDS
         if not ids_per_line.all():
             orphans = np.flatnonzero(present & (ids_per_line == 0))
             if orphans.size:
@@ -269,7 +300,7 @@ class BlockMatrix:
             if room > 0:
                 lines = chunk.split(b"\n")
                 self.examples += [(source, first_number + i, lines[i].decode()) for i in unmatched[:room].tolist()]
-        block_ids = _BLOCK_ID_BYTES.findall(chunk)  # in line order: ids_per_line of them for each line
+        block_ids = self._block_ids(chunk, codes, ids_per_line)  # in line order
         rows = np.fromiter(map(self._rows.__getitem__, block_ids), dtype=np.int64, count=len(block_ids))
         cells = rows * self.width + np.repeat(columns, ids_per_line)
         if ids_per_line.max(initial=0) > 1:  # a block named twice on one line counts once
@@ -286,6 +317,39 @@ class BlockMatrix:
         self._counts.reshape(-1)[cells] += times.astype(np.int32)
         self.lines += int(present.sum())
         return len(codes)
+
+    def _block_ids(self, chunk: bytes, codes: np.ndarray, ids_per_line: np.ndarray) -> list[bytes]:
+        """Every block id of the chunk, in order, cut out where the shapes say they are: one gather
+        into fixed-width slots instead of a regex scan over every byte."""
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        line_start = np.zeros(len(codes), dtype=np.int64)
+        line_start[1:] = np.flatnonzero(data == 10)[: len(codes) - 1] + 1
+        total = int(ids_per_line.sum())
+        if not total:
+            return []
+        lengths = (codes >> 32) & 0xFF
+        single = lengths > 0
+        at, size = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        slots = np.cumsum(ids_per_line)[single] - 1
+        at[slots] = line_start[single] + (codes[single] >> 40)
+        size[slots] = lengths[single]
+        several = ~single & (ids_per_line > 0)
+        if several.any():
+            span_starts, span_lengths = self._codes.spans()
+            count = ids_per_line[several]
+            first = np.cumsum(count) - count  # of each line's ids among these
+            spans = np.repeat(codes[several] >> 40, count) + np.arange(int(count.sum())) - np.repeat(first, count)
+            slots = np.flatnonzero(np.repeat(several, ids_per_line))
+            at[slots] = np.repeat(line_start[several], count) + span_starts[spans]
+            size[slots] = span_lengths[spans]
+        width = int(size.max())
+        safe = np.minimum(at, len(data) - width)
+        gathered = np.lib.stride_tricks.sliding_window_view(data, width)[safe]
+        gathered[np.arange(width) >= size[:, None]] = 0  # NUL padding, dropped by tolist()
+        ids = gathered.view(f"S{width}").ravel().tolist()
+        for i in np.flatnonzero(safe != at).tolist():  # the last few ids, nearer the end than width
+            ids[i] = chunk[at[i]: at[i] + size[i]]
+        return ids
 
     def _grow(self) -> None:
         if len(self._rows) > len(self._counts):
