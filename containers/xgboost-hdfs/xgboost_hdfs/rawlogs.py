@@ -213,7 +213,7 @@ def count_files(paths: list[Path], matcher: TemplateMatcher, workers: int | None
             else:  # the first part: nothing to merge into yet
                 total = counts
             lines_in_file[part.path] = before + lines
-            if workers > 1:
+            if len(parts) > 1:
                 log.info("%s counted: %s lines in all so far, %s blocks", part.name, f"{total.lines:,}",
                          f"{total.blocks:,}")
     finally:
