@@ -233,7 +233,8 @@ def run_job(image: str, root: Path, timeout: float = 900) -> dict:
     return {"image": image, "seconds": wall, "seconds_in_container": in_container.total_seconds(),
             "peak_anon_bytes": anon_peak, "peak_charged_bytes": charged_peak, "memory_samples": samples,
             "memory_source": str(cgroup) if cgroup else None,
-            "extraction_log": [line for line in output.splitlines() if "raw logs:" in line or "lines/s" in line][-3:],
+            "log": [line for line in output.splitlines()
+                    if any(key in line for key in ("channel 'train'", "raw logs:", "training on", "[0]\t", "[99]", "saved"))],
             "lines": extraction["lines"], "blocks": extraction["blocks"],
             "train_roc_auc": evaluation.get("roc_auc"), "train_f1": evaluation.get("f1")}
 
