@@ -10,7 +10,9 @@ import re
 import numpy as np
 import pytest
 
+from byoc.errors import DataError
 from xgboost_hdfs import rawlogs
+from xgboost_hdfs.data import Share, _load_raw_logs
 from xgboost_hdfs.logparse import BlockMatrix, LogFormatError, TemplateMatcher, count_events, numbered
 from xgboost_hdfs.rawlogs import TruncatedFile, count_files
 
@@ -132,3 +134,6 @@ def test_a_truncated_gzip_file_is_named(real_text, matcher, tmp_path):
     (tmp_path / "cut.log.gz").write_bytes(packed[: len(packed) // 2])
     with pytest.raises(TruncatedFile, match="cut.log.gz"):
         count_files([tmp_path / "cut.log.gz"], matcher)
+    (tmp_path / "anomaly_label.csv").write_text("BlockId,Label\nblk_1,Normal\n")
+    with pytest.raises(DataError, match="^cut.log.gz is a truncated gzip file; upload it again$"):
+        _load_raw_logs("train", [tmp_path / "anomaly_label.csv", tmp_path / "cut.log.gz"], [], matcher, Share())
