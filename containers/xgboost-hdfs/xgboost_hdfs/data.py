@@ -18,7 +18,8 @@ from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError, RequestError
 from byoc.training import GZIP_ERRORS, TrainingEnv, check_gzip, damaged_gzip, open_text
 
-from .logparse import BlockCounts, LogFormatError, TemplateMatcher, count_events, numbered
+from .logparse import LogFormatError, TemplateMatcher
+from .rawlogs import TruncatedFile, count_files
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,11 @@ def _read_labels(path: Path) -> dict[str, int]:
     return labels
 
 
+def _check_gzips(paths: list[Path]) -> None:
+    for path in paths:
+        check_gzip(path)
+
+
 def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path], matcher: TemplateMatcher,
                    share: Share) -> Dataset:
     label_files = [f for f in files if f.name == LABEL_FILE] or extra_label_files
@@ -176,18 +182,18 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
     logs = [f for f in files if f.name != LABEL_FILE]
     if not logs:
         raise DataError(f"channel '{channel}' has {LABEL_FILE} but no log files")
-    counts = BlockCounts(feature_names=matcher.feature_names)
-    for path in logs:
-        with open_text(path) as handle:
-            try:
-                count_events(numbered(path.name, handle), matcher, into=counts)
-            except LogFormatError as exc:
-                check_gzip(path)  # garbage from a damaged gzip stream is the real problem
-                raise DataError(f"{exc}: remove or fix that line") from None
-            except GZIP_ERRORS as exc:
-                raise damaged_gzip(path, exc) from None
-        log.info("%s: %d lines so far, %d blocks", path.name, counts.lines, len(counts.counts))
-    unlabelled = [b for b in counts.counts if b not in labels]
+    try:
+        counts = count_files(logs, matcher)
+    except LogFormatError as exc:
+        _check_gzips([p for p in logs if p.name == exc.source])  # garbage from a damaged stream is the real problem
+        raise DataError(f"{exc}: remove or fix that line") from None
+    except TruncatedFile as exc:
+        raise damaged_gzip(next(p for p in logs if p.name == exc.args[0]), exc) from None
+    except GZIP_ERRORS:  # raised in a reading thread or worker: find the file
+        _check_gzips(logs)
+        raise
+    blocks = counts.block_ids()  # chronological: order of first appearance
+    unlabelled = [b for b in blocks if b not in labels]
     if unlabelled:
         raise DataError(
             f"{len(unlabelled)} block(s) in the logs of channel '{channel}' have no row in {LABEL_FILE}, "
@@ -197,17 +203,17 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
     if counts.unmatched_lines:
         log.warning("%d line(s) matched no template and were counted in the '%s' column, e.g. %s",
                     counts.unmatched_lines, matcher.feature_names[-1], counts.unmatched_examples)
-    block_ids = [b for b in counts.counts if share.keeps_block(b)]  # chronological: order of first appearance
+    block_ids = [b for b in blocks if share.keeps_block(b)]
     report = {
         "lines": counts.lines,
-        "blocks": len(counts.counts),
+        "blocks": counts.blocks,
         "blocks_on_this_host": len(block_ids),
         "unmatched_lines": counts.unmatched_lines,
         "unmatched_examples": counts.unmatched_examples,
-        "labelled_blocks_without_logs": len(labels) - len(counts.counts),
+        "labelled_blocks_without_logs": len(labels) - counts.blocks,
     }
     return Dataset(
-        features=counts.matrix(block_ids),
+        features=counts.matrix(block_ids if len(block_ids) < counts.blocks else None),
         labels=np.array([labels[b] for b in block_ids], dtype=np.float32),
         feature_names=list(matcher.feature_names),
         source=RAW_LOGS,
