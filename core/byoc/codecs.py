@@ -176,6 +176,9 @@ def _is_record(row: dict, feature_names: Sequence[str] | None) -> bool:
     return bool(feature_names) and any(k in feature_names for k in row)
 
 
+MAX_LIBSVM_WIDTH = 1 << 16  # a model without feature names: the widest row a request may make
+
+
 def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
     """'[label] index:value ...' lines; indices are 0-based column numbers as in XGBoost.
 
@@ -191,11 +194,14 @@ def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np
             tokens = tokens[1:]
         for token in tokens:
             index, sep, value = token.partition(":")
-            if not sep or not index.isdigit():
+            if not sep or not (index.isascii() and index.isdigit()):  # "¹".isdigit() is True, int() refuses it
                 raise RequestError(f"row {r}: {token!r} is not index:value")
             entries[int(index)] = _cell(value, r, int(index) + 1)
         parsed.append(entries)
     width = len(feature_names) if feature_names else 1 + max((max(e) for e in parsed if e), default=-1)
+    if width > MAX_LIBSVM_WIDTH:
+        raise RequestError(f"feature index {width - 1} is too large: rows would be {width} wide "
+                           f"(at most {MAX_LIBSVM_WIDTH} without feature names in the model)")
     matrix = np.full((len(parsed), width), np.nan, dtype=np.float32)
     for r, entries in enumerate(parsed):
         for index, value in entries.items():

@@ -44,6 +44,8 @@ def _huge_npy_header() -> bytes:
     ("application/json", "[[1, -Infinity]]", ["row 1, column 2", "infinite"]),
     ("application/json", "[[1e308, 1]]", ["row 1, column 1", "float32 range"]),
     ("text/libsvm", "0 1:1e39", ["row 1, column 2"]),
+    ("text/libsvm", "0 \u00b9:0", ["row 1", "is not index:value"]),  # a digit to isdigit(), not to int()
+    ("text/libsvm", "0 99999999999:1", ["too large"]),
     ("application/x-npy", _npy(np.array([[1.0, 1e300]])), ["row 1, column 2"]),
 ])
 def test_refused_with_a_message_that_names_the_problem(content_type, body, words):
