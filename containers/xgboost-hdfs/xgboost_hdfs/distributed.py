@@ -16,7 +16,7 @@ import numpy as np
 from xgboost import collective, tracker
 
 from byoc.errors import DataError
-from byoc.training import TrainingEnv
+from byoc.training import TrainingEnv, stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,23 @@ class Cluster:
             if self._tracker is not None:
                 del self._tracker.handle
             return
-        collective.finalize()
-        if self._tracker is not None:
-            self._tracker.wait_for(self.timeout)
+        # Nothing is lost by a stop signal now (the model is saved, or every host fails together):
+        # leave the collective in order rather than stop half way (local mode stops the other
+        # containers as soon as one exits).
+        with stop_signal.deferred():
+            collective.finalize()
+            if self._tracker is not None:
+                self._tracker.wait_for(self.timeout)
 
     def total(self, values) -> np.ndarray:
         """Element-wise sum over all hosts."""
         values = np.asarray(values, dtype=np.float64)
         return collective.allreduce(values, collective.Op.SUM) if self.size > 1 else values
+
+    def barrier(self) -> None:
+        """Wait until every host gets here."""
+        if self.size > 1:
+            self.total([0.0])
 
     def gather(self, value) -> list:
         """Every host's value, in rank order, on every host."""

@@ -163,7 +163,10 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     labels = np.concatenate(cluster.gather(scored.labels))
     scores = np.concatenate(cluster.gather(_predict(booster, scored.features)))
     if not cluster.is_leader:
-        log.info("done as rank %d; %s saves the model", cluster.rank, cluster.hosts[0])
+        # Exit only once the leader has saved: local mode (docker-compose --abort-on-container-exit)
+        # stops every container of the job as soon as one exits.
+        cluster.barrier()
+        log.info("done as rank %d; %s saved the model", cluster.rank, cluster.hosts[0])
         return
     threshold = _choose_threshold(hp, labels if validation is not None else None, scores)
     evaluation = evaluate(labels, scores, threshold)
@@ -175,6 +178,7 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
 
     with stop_signal.deferred():  # a stop now would leave a model without its metadata
         _save(env, booster, train_set, hp, threshold, evaluation)
+    cluster.barrier()  # the other hosts may exit now
 
 
 def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
