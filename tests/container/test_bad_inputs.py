@@ -126,11 +126,11 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _x_no_channel(root):
+def _no_channel(root):  # both images
     opt_ml.write_config(root, channels=("train",))
 
 
-def _x_empty_channel(root):
+def _empty_channel(root):  # both images
     _channel(root)
     opt_ml.write_config(root, channels=("train",))
 
@@ -279,8 +279,8 @@ def _x_too_big(root):
 
 
 XGBOOST = [
-    Case("no-train-channel", _x_no_channel, ("'train' channel", "Pass a 'train' input", "channels found: none")),
-    Case("empty-channel", _x_empty_channel, ("'train' channel", "has no files", "upload")),
+    Case("no-train-channel", _no_channel, ("'train' channel", "Pass a 'train' input", "channels found: none")),
+    Case("empty-channel", _empty_channel, ("'train' channel", "has no files", "upload")),
     Case("empty-file", _x_empty_file, ("features.csv", "empty", "remove it")),
     Case("truncated-gzip", _x_truncated_gzip, ("HDFS.log.gz", "truncated gzip", "upload it again")),
     Case("corrupt-gzip", _x_corrupt_gzip_csv, ("features.csv.gz", "damaged", "gzip -t")),
@@ -364,15 +364,6 @@ def _edit_parquet(path: Path, row: int, column: str, value) -> None:
     frame[column] = frame[column].astype(type(value)) if isinstance(value, str) else frame[column]
     frame.loc[row - 1, column] = value
     frame.to_parquet(path)
-
-
-def _s_no_channel(root):
-    opt_ml.write_config(root, channels=("train",))
-
-
-def _s_empty_channel(root):
-    _channel(root)
-    opt_ml.write_config(root, channels=("train",))
 
 
 def _s_empty_file(root):
@@ -485,8 +476,8 @@ def _s_too_big(root):
 
 
 SKLEARN = [
-    Case("no-train-channel", _s_no_channel, ("'train' channel", "Pass a 'train' input")),
-    Case("empty-channel", _s_empty_channel, ("'train' channel", "has no files", "upload")),
+    Case("no-train-channel", _no_channel, ("'train' channel", "Pass a 'train' input")),
+    Case("empty-channel", _empty_channel, ("'train' channel", "has no files", "upload")),
     Case("empty-file", _s_empty_file, ("train.csv", "empty", "header row")),
     Case("header-only", _s_header_only, ("train.csv", "no rows", "upload its data")),
     Case("truncated-gzip", _s_truncated_gzip, ("train.csv.gz", "truncated gzip", "upload it again")),
