@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Reinstall only when the pins changed.
 stamp="$VENV/.requirements.sha"
-want=$(cat requirements-dev.txt containers/*/requirements.txt deploy/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements-dev.txt containers/*/requirements.txt benchmarks/reference/requirements.txt deploy/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install --quiet -r requirements-dev.txt
   echo "$want" > "$stamp"

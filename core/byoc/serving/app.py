@@ -1,13 +1,20 @@
-"""The flask app behind SageMaker's serving contract: /ping, /invocations, /execution-parameters.
+"""SageMaker's serving contract as one small ASGI app: /ping, /invocations, /execution-parameters.
 
-Bad requests get a 4xx with {"error": "..."}; nothing a client sends can produce a 500.
+No web framework: three fixed routes need no router, and every layer a framework adds is paid on
+each request (flask under gunicorn was 1.3 ms of a 1.6 ms single-row request; README, "Serving
+benchmark"). Bad requests get a 4xx with {"error": "..."}; nothing a client sends gives a 500.
+
+The model runs in the event loop's own thread: a worker process is the unit of parallelism (one
+per CPU), so a thread pool would only add hand-offs. SAGEMAKER_MODEL_SERVER_TIMEOUT covers the
+whole request: reading the body (an asyncio timeout) and the model's work (deadline.py).
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+import re
+import time
 
 from ..codecs import CSV, JSONLINES
 from ..errors import PayloadTooLarge, RequestError
@@ -17,78 +24,131 @@ from .deadline import DeadlineExceeded, Deadlines
 
 log = logging.getLogger(__name__)
 LINE_TYPES = (CSV, JSONLINES)
+# One method per path; GET routes answer HEAD too (the server drops the body). Anything else:
+# an unknown path is a JSON 404, another method a JSON 405 naming the allowed one (openapi.yaml).
+ROUTES = {"/ping": "GET", "/execution-parameters": "GET", "/invocations": "POST"}
+JSON_TYPE = b"application/json"
+_SLASHES = re.compile(r"//+")
 
 
-def _error(message: str, status: int) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
 
 
-def create_app(runtime: ModelRuntime, config: ServerConfig) -> Flask:
-    app = Flask("byoc")
-    # One byte over the limit: werkzeug stops reading a chunked body (no Content-Length) at
-    # MAX_CONTENT_LENGTH without a word, so the byte after the limit is what tells it was longer.
-    app.config["MAX_CONTENT_LENGTH"] = config.max_payload_bytes + 1
-    # Repeated slashes are served as one ("//ping" under gunicorn), never redirected (a 308 is no
-    # answer a SageMaker client follows). Routes take no automatic OPTIONS either: every method
-    # the contract does not list is a JSON 405 (openapi.yaml).
-    app.url_map.merge_slashes = False
-    deadlines = Deadlines()
+class ServingApp:
+    """The ASGI application: `ServingApp(runtime, config)` is what the server runs."""
 
-    @app.get("/ping", provide_automatic_options=False)
-    def ping() -> Response:
-        # The model is loaded before the first worker accepts a connection (see server.py),
-        # so answering at all means a worker with a loaded model is ready.
-        return Response("{}", status=200, mimetype="application/json")
+    def __init__(self, runtime: ModelRuntime, config: ServerConfig):
+        self.runtime, self.config = runtime, config
+        self.deadlines = Deadlines()
+        self.limit = config.max_payload_bytes
+        self.execution_parameters = json.dumps({
+            "MaxConcurrentTransforms": config.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": config.max_payload_mb,
+        }).encode()
+        self._type_headers: dict[str, bytes] = {}
 
-    @app.get("/execution-parameters", provide_automatic_options=False)
-    def execution_parameters() -> Response:
-        return jsonify(
-            MaxConcurrentTransforms=config.workers,
-            BatchStrategy="MULTI_RECORD",
-            MaxPayloadInMB=config.max_payload_mb,
-        )
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # the server runs without lifespan events; nothing else is served
+            return
+        path, method = scope["path"], scope["method"]
+        if "//" in path:  # repeated slashes count as one ("//ping"), never a redirect
+            path = _SLASHES.sub("/", path)
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            await self._send(send, 404, error_body(f"no such path: {path}; this server answers {sorted(ROUTES)}"))
+        elif method != allowed and not (method == "HEAD" and allowed == "GET"):
+            await self._send(send, 405, error_body(f"{method} is not allowed on {path}; use {allowed}"),
+                             extra=[(b"allow", allowed.encode())])
+        elif path == "/invocations":
+            await self._invocations(scope, receive, send)
+        elif path == "/ping":
+            # The model is loaded before the first worker accepts a connection (server.py): a
+            # worker that answers at all is ready.
+            await self._send(send, 200, b"{}")
+        else:
+            await self._send(send, 200, self.execution_parameters)
 
-    @app.post("/invocations", provide_automatic_options=False)
-    def invocations() -> Response:
-        if request.content_length is not None and request.content_length > config.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"body of {request.content_length} bytes is over the {config.max_payload_mb} MB limit "
-                "(SAGEMAKER_MAX_PAYLOAD_IN_MB)"
-            )
+    async def _invocations(self, scope, receive, send) -> None:
+        started = time.monotonic()
+        content_type = accept = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = content_type or value.decode("latin-1")
+            elif name == b"accept":  # repeated Accept headers are one comma-separated list
+                accept = value.decode("latin-1") if accept is None else f"{accept},{value.decode('latin-1')}"
+            elif name == b"content-length" and value.isdigit():  # the HTTP parser refuses other values
+                length = int(value)
         try:
-            # Reading the body counts: a request is timed from its start (see deadline.py).
-            with deadlines.limit(config.timeout):
-                body = request.get_data(cache=False)
-                if len(body) > config.max_payload_bytes:
-                    raise PayloadTooLarge(f"chunked body is over the {config.max_payload_mb} MB limit "
-                                          "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
-                payload, mimetype = runtime.invoke(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
-        except DeadlineExceeded:
-            log.warning("request stopped after SAGEMAKER_MODEL_SERVER_TIMEOUT=%d s (%s bytes of %s)",
-                        config.timeout, request.content_length, request.headers.get("Content-Type"))
-            return _error(f"the request took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT={config.timeout} s and was "
-                          "stopped; send fewer rows per request or raise SAGEMAKER_MODEL_SERVER_TIMEOUT", 504)
-        if config.batch and mimetype in LINE_TYPES and payload.endswith(b"\n"):
+            if length is not None and length > self.limit:
+                raise PayloadTooLarge(f"body of {length} bytes is over the {self.config.max_payload_mb} MB limit "
+                                      "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    body = await self._read_body(receive)
+            except TimeoutError:
+                return await self._timed_out(send, length, content_type)
+            if body is None:  # the client went away
+                return
+            try:
+                with self.deadlines.limit(self.config.timeout - (time.monotonic() - started)):
+                    payload, mimetype = self.runtime.invoke(body, content_type, accept)
+            except DeadlineExceeded:
+                return await self._timed_out(send, length, content_type)
+        except RequestError as exc:
+            return await self._send(send, exc.status, error_body(str(exc)))
+        except Exception as exc:
+            log.exception("unexpected error while serving")
+            return await self._send(send, 500, error_body(f"internal error: {type(exc).__name__}: {exc}"))
+        if self.config.batch and mimetype in LINE_TYPES and payload.endswith(b"\n"):
             # Batch transform with AssembleWith=Line adds a newline after each response itself:
             # without this one more, every input line gives exactly one output line.
             payload = payload[:-1]
-        return Response(payload, status=200, mimetype=mimetype)
+        await self._send(send, 200, payload, mimetype)
 
-    @app.errorhandler(RequestError)
-    def request_error(exc: RequestError) -> Response:
-        return _error(str(exc), exc.status)
+    async def _timed_out(self, send, length: int | None, content_type: str | None) -> None:
+        log.warning("request stopped after SAGEMAKER_MODEL_SERVER_TIMEOUT=%d s (%s bytes of %s)",
+                    self.config.timeout, length, content_type)
+        await self._send(send, 504, error_body(
+            f"the request took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT={self.config.timeout} s and was "
+            "stopped; send fewer rows per request or raise SAGEMAKER_MODEL_SERVER_TIMEOUT"))
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        if exc.code == 413:
-            return _error(f"body is over the {config.max_payload_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)", 413)
-        return _error(exc.description or exc.name, exc.code or 500)
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body, or PayloadTooLarge as soon as it passes the limit (chunked bodies too)."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body = message.get("body", b"")
+        if not message.get("more_body"):  # the usual case: one message
+            if len(body) > self.limit:
+                raise self._too_large()
+            return body
+        chunks, size = [body], len(body)
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error while serving")
-        return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"body is over the {self.config.max_payload_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
 
-    return app
+    async def _send(self, send, status: int, body: bytes, mimetype: str | None = None, extra: list | None = None) -> None:
+        content_type = self._type_headers.get(mimetype) if mimetype else JSON_TYPE
+        if content_type is None:
+            content_type = self._type_headers[mimetype] = mimetype.encode("latin-1")
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        if extra:
+            headers += extra
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(runtime: ModelRuntime, config: ServerConfig) -> ServingApp:
+    return ServingApp(runtime, config)
