@@ -6,10 +6,13 @@
 
 Everything runs in the same image (default xgboost-hdfs:latest) on this machine:
 
-- ours: `docker run IMAGE serve` (flask under gunicorn, settings from core/byoc/serving/server.py);
+- ours: `docker run IMAGE serve` (the ASGI app under gunicorn's uvicorn worker, settings from
+  core/byoc/serving/server.py);
 - variants of ours with other gunicorn settings (--variant), started through the same serve();
 - reference: benchmarks/reference/app.py (flask, gunicorn sync workers, numpy.loadtxt,
-  inplace_predict) started with the image's own /opt/venv/bin/gunicorn, the same worker count;
+  inplace_predict) started with the image's own /opt/venv/bin/gunicorn, the same worker count.
+  The images carry no flask: its pins (benchmarks/reference/requirements.txt) are installed on
+  the host into WORKDIR/reference-site, which is mounted into the reference's container;
 - in-process: parse + predict + format with no HTTP (benchmarks/inprocess.py), run with
   `docker exec` in our server's container, for ours and for the reference's code.
 
@@ -50,10 +53,11 @@ CONTENT_TYPE = "text/csv"
 # Alternatives to our default gunicorn settings, measured side by side with --variant NAME
 # (or --variant NAME='{"gunicorn": "settings"}'). They go through serve()'s overrides.
 PRESETS = {
-    "sync": {"worker_class": "sync"},
-    "gthread-1": {"worker_class": "gthread", "threads": 1, "keepalive": 5},
-    "gthread-4": {"worker_class": "gthread", "threads": 4, "keepalive": 5},
+    # uvicorn's pure-Python parser (h11) on the standard asyncio loop: what uvloop and httptools buy
+    "h11": {"worker_class": "uvicorn_worker.UvicornH11Worker"},
 }
+REFERENCE_REQUIREMENTS = BENCH / "reference" / "requirements.txt"
+REFERENCE_SITE = "/opt/reference-site"  # where the reference's flask is mounted
 LAUNCH_VARIANT = ("import json, sys; from byoc.cli import algorithm; from byoc.serving.server import serve; "
                   "serve(algorithm().Runtime, json.loads(sys.argv[1]))")
 
@@ -128,6 +132,7 @@ def prepare(workdir: Path, image: str, model_dir: Path | None) -> tuple[Path, di
             trained = run(["docker", "run", "--rm", "-v", f"{ml}:/opt/ml", image, "train"])
             if trained.returncode != 0:
                 sys.exit(f"training failed:\n{trained.stdout[-2000:]}{trained.stderr[-2000:]}")
+    reference_site(workdir / "reference-site")
     rows = [line.split(",", 1)[1] for line in features.read_text().splitlines() if line.strip()]
     payloads = {}
     (workdir / "payloads").mkdir(parents=True, exist_ok=True)
@@ -138,6 +143,22 @@ def prepare(workdir: Path, image: str, model_dir: Path | None) -> tuple[Path, di
         path.write_text("".join(f"{row}\n" for row in rows[:count]))
         payloads[count] = path
     return model_dir.resolve(), payloads
+
+
+def reference_site(site: Path) -> None:
+    """The reference's flask, installed on the host once per version of its pins (pure Python but
+    markupsafe's optional speedups, built for CPython 3.11 as in the images)."""
+    stamp, wanted = site / ".requirements", REFERENCE_REQUIREMENTS.read_text()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    log(f"installing the reference's flask into {site} ({REFERENCE_REQUIREMENTS.relative_to(REPO)})")
+    shutil.rmtree(site, ignore_errors=True)
+    made = run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+                "--platform", "manylinux2014_x86_64", "--target", str(site), "-r", str(REFERENCE_REQUIREMENTS)])
+    if made.returncode != 0:
+        sys.exit(f"could not install the reference's flask:\n{made.stdout}{made.stderr}")
+    stamp.write_text(wanted)
 
 
 # Servers --------------------------------------------------------------------------------------
@@ -160,7 +181,7 @@ def server_specs(workers: int, variants: dict[str, dict]) -> list[ServerSpec]:
         "reference",
         ["/opt/venv/bin/gunicorn", "--worker-class", "sync", "--workers", str(workers), "--timeout", "60",
          "--bind", f"0.0.0.0:{PORT}", "--chdir", "/opt/benchmarks/reference", "app:app"],
-        {"OMP_NUM_THREADS": "1"},
+        {"OMP_NUM_THREADS": "1", "PYTHONPATH": REFERENCE_SITE},
         "benchmarks/reference/app.py: flask, gunicorn sync workers, numpy.loadtxt, inplace_predict"))
     return specs
 
@@ -170,10 +191,11 @@ class Container:
 
     def __init__(self, spec: ServerSpec, image: str, model_dir: Path, payload_dir: Path):
         self.spec, self.port = spec, free_port()
+        site = payload_dir.parent / "reference-site"
         self.name = f"byoc-bench-{spec.name}-{uuid.uuid4().hex[:6]}"
         command = ["docker", "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:{PORT}",
                    "-v", f"{model_dir}:/opt/ml/model:ro", "-v", f"{BENCH}:/opt/benchmarks:ro",
-                   "-v", f"{payload_dir}:/opt/payloads:ro"]
+                   "-v", f"{payload_dir}:/opt/payloads:ro", "-v", f"{site}:{REFERENCE_SITE}:ro"]
         for key, value in spec.env.items():
             command += ["-e", f"{key}={value}"]
         self.command = command + [image, *spec.command]
@@ -344,7 +366,8 @@ class MemorySampler:
 
 def in_process(container: Container, which: str, payload_rows: int, procs: int, seconds: float,
                max_calls: int) -> dict:
-    result = run(["docker", "exec", "-e", "OMP_NUM_THREADS=1", container.name, "python",
+    result = run(["docker", "exec", "-e", "OMP_NUM_THREADS=1", "-e", f"PYTHONPATH={REFERENCE_SITE}:/opt/program",
+                  container.name, "python",
                   "/opt/benchmarks/inprocess.py", "--which", which, "--payload",
                   f"/opt/payloads/rows-{payload_rows}.csv", "--seconds", str(seconds), "--procs", str(procs),
                   "--max-calls", str(max_calls)], timeout=seconds + 120)

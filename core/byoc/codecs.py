@@ -5,12 +5,13 @@ RequestError that names the row (1-based) and column (1-based), never a silent f
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -82,21 +83,81 @@ def _check_width(widths: Sequence[int], expected: int | None) -> int:
 
 # Decoders: bytes -> float32 matrix -------------------------------------------------------------
 
+class Distinct(NamedTuple):
+    """Values for a payload's distinct rows (first-seen order), and each row's index among them.
+
+    Real payloads repeat rows a lot: 1,000 HDFS blocks have 21 distinct event-count rows. A CSV
+    line is parsed once however often it comes, and a model that scores rows independently may
+    score each distinct row once (xgboost-hdfs does); encode() expands the answers in row order.
+    `inverse` is None when no row repeats.
+    """
+    values: Any
+    inverse: np.ndarray | None
+
+
+FEW_LINES = 64  # up to here numpy's loadtxt wins: pandas' C reader costs about 0.5 ms to set up
+
+
+def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None) -> Distinct:
+    """The distinct rows of a CSV body as a checked float32 matrix (finite values only)."""
+    _require_body(body)
+    lines = _text(body).splitlines()
+    distinct = dict.fromkeys(lines)
+    if any(not line.strip() for line in distinct):  # blank lines are skipped; row numbers count the rest
+        lines = [line for line in lines if line.strip()]
+        distinct = dict.fromkeys(lines)
+    if not lines:
+        raise RequestError("empty request body: send at least one row")
+    expected = len(feature_names) if feature_names else None
+    matrix = _parse_csv_fast(list(distinct), expected)
+    if matrix is None:  # something to name: the strict parser finds it, numbering every row
+        return Distinct(_usable(_parse_csv_strict(lines, expected)), None)
+    if len(distinct) == len(lines):
+        return Distinct(_usable(matrix), None)
+    for index, line in enumerate(distinct):
+        distinct[line] = index
+    inverse = np.fromiter(map(distinct.__getitem__, lines), dtype=np.intp, count=len(lines))
+    if np.isinf(matrix).any():
+        _usable(matrix[inverse])  # raises, naming the first such row of the body
+    return Distinct(matrix, inverse)
+
+
 def decode_csv(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """Every row of a CSV body, in order (infinite values are left to the caller)."""
     _require_body(body)
     lines = [line for line in _text(body).splitlines() if line.strip()]
     if not lines:
         raise RequestError("empty request body: send at least one row")
     expected = len(feature_names) if feature_names else None
-    # Fast path: numpy's C parser for the whole body (3x faster than converting cell strings).
-    # It accepts a subset of what _cell accepts, with the same values, and refuses ragged rows;
-    # anything it refuses (or a wrong width) goes to the path below, which names row and column.
+    matrix = _parse_csv_fast(lines, expected)
+    return matrix if matrix is not None else _parse_csv_strict(lines, expected)
+
+
+def _parse_csv_fast(lines: list[str], expected: int | None) -> np.ndarray | None:
+    """A C parser for the whole body, or None when it refuses it or the rows are ragged or the wrong width.
+
+    numpy's loadtxt for a few lines, pandas' C reader for many (3.5x faster on 1,000 distinct rows).
+    Both read a subset of what _cell reads, with the same values (correctly rounded, like float()):
+    anything else goes to _parse_csv_strict, which names the row and column.
+    """
+    widths = set(map(str.count, lines, repeat(",", len(lines))))
+    if len(widths) != 1 or (expected is not None and widths.pop() + 1 != expected):
+        return None
     try:
-        matrix = np.loadtxt(lines, delimiter=",", dtype=np.float32, comments=None, ndmin=2)
-        if expected is None or matrix.shape[1] == expected:
-            return matrix
-    except ValueError:
-        pass
+        if len(lines) <= FEW_LINES:
+            return np.loadtxt(lines, delimiter=",", dtype=np.float32, comments=None, ndmin=2)
+        import pandas  # already loaded by XGBoost and the training code; here only when needed
+
+        frame = pandas.read_csv(io.StringIO("\n".join(lines)), header=None, dtype=np.float32, engine="c",
+                                na_values=sorted(MISSING_CELLS), keep_default_na=False, quoting=csv.QUOTE_NONE,
+                                skip_blank_lines=False)
+        matrix = frame.to_numpy(dtype=np.float32)
+        return matrix if matrix.shape[0] == len(lines) else None
+    except Exception:  # ValueError and pandas' parser errors: the strict parser says what is wrong
+        return None
+
+
+def _parse_csv_strict(lines: list[str], expected: int | None) -> np.ndarray:
     width = _check_width([line.count(",") + 1 for line in lines], expected)
     matrix = np.empty((len(lines), width), dtype=np.float32)
     for r, line in enumerate(lines):
@@ -266,6 +327,9 @@ def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] |
     decoder = DECODERS.get(kind)
     if decoder is None:
         raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {sorted(DECODERS)}")
+    if kind == CSV:  # each distinct line parsed and checked once, then every row in order
+        rows = decode_csv_distinct(body, feature_names)
+        return rows.values if rows.inverse is None else rows.values[rows.inverse]
     return _usable(decoder(body, feature_names))
 
 
@@ -303,20 +367,32 @@ def _records(predictions: Any) -> list:
     return [{k: _plain(v) for k, v in p.items()} if isinstance(p, dict) else _plain(p) for p in records]
 
 
-def encode_json(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
-    return json.dumps({"predictions": _records(predictions)}).encode()
+def _expand(items: list, inverse: np.ndarray | None) -> list:
+    """Per-row items from per-distinct-row items (see Distinct)."""
+    return items if inverse is None else [items[i] for i in inverse.tolist()]
 
 
-def encode_jsonlines(predictions: Any, csv_fields: Sequence[str] = ()) -> bytes:
-    return "".join(json.dumps(p) + "\n" for p in _records(predictions)).encode()
-
-
-def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> bytes:
-    """One line per prediction: the record's csv_fields, or the row of values as is."""
+def encode_json(predictions: Any, csv_fields: Sequence[str] = (), inverse: np.ndarray | None = None) -> bytes:
     records = _records(predictions)
+    if inverse is None:
+        return json.dumps({"predictions": records}).encode()
+    # The bytes json.dumps gives for the whole list, with each distinct record written once.
+    return ('{"predictions": [' + ", ".join(_expand(list(map(json.dumps, records)), inverse)) + "]}").encode()
+
+
+def encode_jsonlines(predictions: Any, csv_fields: Sequence[str] = (), inverse: np.ndarray | None = None) -> bytes:
+    return "".join(_expand([json.dumps(p) + "\n" for p in _records(predictions)], inverse)).encode()
+
+
+def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",), inverse: np.ndarray | None = None) -> bytes:
+    """One line per prediction: the record's csv_fields, or the row of values as is."""
+    return ("\n".join(_expand(_csv_lines(_records(predictions), csv_fields), inverse)) + "\n").encode()
+
+
+def _csv_lines(records: list, csv_fields: Sequence[str]) -> list[str]:
     if len(csv_fields) == 1 and records and set(map(type, records)) == {dict}:
         try:  # one field, in every record (the common case): at C speed
-            return ("\n".join(map(str, map(itemgetter(csv_fields[0]), records))) + "\n").encode()
+            return list(map(str, map(itemgetter(csv_fields[0]), records)))
         except KeyError:
             pass
     lines = []
@@ -327,16 +403,17 @@ def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> byte
             lines.append(",".join(map(str, p)))
         else:
             lines.append(str(p))
-    return ("\n".join(lines) + "\n").encode()
+    return lines
 
 
-def encode_npy(predictions: Any, csv_fields: Sequence[str] = ("score",)) -> bytes:
+def encode_npy(predictions: Any, csv_fields: Sequence[str] = ("score",), inverse: np.ndarray | None = None) -> bytes:
     records = _records(predictions)
     if records and isinstance(records[0], dict):
         key = csv_fields[0] if csv_fields else next(iter(records[0]))
         records = [p[key] for p in records]
+    values = np.asarray(records)
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(records), allow_pickle=False)
+    np.save(buffer, values if inverse is None else values[inverse], allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -387,4 +464,7 @@ def _default_accept(content_type: str | None, supported: Sequence[str], wildcard
 
 
 def encode(predictions: Any, accept: str, csv_fields: Sequence[str] = ("score",)) -> bytes:
+    """predictions: one per row, or a Distinct of them."""
+    if isinstance(predictions, Distinct):
+        return ENCODERS[accept](predictions.values, csv_fields, predictions.inverse)
     return ENCODERS[accept](predictions, csv_fields)

@@ -46,10 +46,42 @@ def test_csv_fast_path_and_cell_path_read_the_same_values(cell):
     np.testing.assert_array_equal(m, np.array([[1, codecs._cell(cell, 1, 2), 3]], dtype=np.float32))
 
 
-@pytest.mark.parametrize("cell", ["0x10", "1d3", "1 2", "#1", "+", "1e", "'3'"])
-def test_csv_cells_float_refuses_are_refused(cell):
-    with pytest.raises(RequestError, match="row 2, column 2: .* is not a number"):
-        codecs.decode(f"1,2,3\n1,{cell},3\n".encode(), "text/csv", NAMES)
+@pytest.mark.parametrize("cell", ["7", " 2 ", "1e3", "-1.5E-2", "nan", "NA", "null", "", "1_0", ".5", "\t7",
+                                  "0.1", "3.4028235e38", "1e-46", "123456789.123456789"])
+def test_csv_many_distinct_rows_read_the_same_values(cell):
+    # Past codecs.FEW_LINES distinct lines pandas' C reader parses: the same values again.
+    rows = codecs.FEW_LINES + 10
+    m = codecs.decode("".join(f"{i},{cell},3\n" for i in range(rows)).encode(), "text/csv", NAMES)
+    expected = np.array([[i, codecs._cell(cell, 1, 2), 3] for i in range(rows)], dtype=np.float32)
+    np.testing.assert_array_equal(m, expected)
+
+
+@pytest.mark.parametrize("rows", [2, codecs.FEW_LINES + 10])
+@pytest.mark.parametrize("cell", ["0x10", "1d3", "1 2", "#1", "+", "1e", "'3'", '"3"', "1,5"])
+def test_csv_cells_float_refuses_are_refused(cell, rows):
+    body = "".join(f"{i},2,3\n" for i in range(rows - 1)) + f"1,{cell},3\n"
+    with pytest.raises(RequestError, match=f"row {rows}(, column 2: .* is not a number| has 4 columns)"):
+        codecs.decode(body.encode(), "text/csv", NAMES)
+
+
+def test_csv_repeated_rows_are_parsed_once_and_expanded_in_order():
+    body = b"1,2,3\n4,5,6\n1,2,3\n\n1,2,3\n4,5,6\n"
+    rows = codecs.decode_csv_distinct(body, NAMES)
+    assert rows.values.tolist() == [[1, 2, 3], [4, 5, 6]] and rows.inverse.tolist() == [0, 1, 0, 0, 1]
+    assert codecs.decode(body, "text/csv", NAMES).tolist() == [[1, 2, 3], [4, 5, 6], [1, 2, 3], [1, 2, 3], [4, 5, 6]]
+
+
+def test_csv_infinite_value_in_a_repeated_row_names_its_first_row():
+    with pytest.raises(RequestError, match="row 2, column 3: infinite"):
+        codecs.decode_csv_distinct(b"1,2,3\n1,2,inf\n1,2,3\n1,2,inf\n", NAMES)
+
+
+@pytest.mark.parametrize("accept", list(codecs.ENCODERS))
+def test_distinct_predictions_encode_as_every_row_would(accept):
+    records = [{"score": 0.25, "predicted_label": 0}, {"score": 0.75, "predicted_label": 1}]
+    inverse = np.array([1, 0, 0, 1, 1])
+    expanded = [records[i] for i in inverse]
+    assert codecs.encode(codecs.Distinct(records, inverse), accept) == codecs.encode(expanded, accept)
 
 
 def test_csv_body_of_line_breaks_only_is_empty():

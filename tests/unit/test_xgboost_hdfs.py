@@ -186,3 +186,20 @@ def test_sharded_raw_logs_take_labels_from_a_labels_channel(raw_tree, tmp_path):
         tmp_path / "input" / "data" / "labels" / "anomaly_label.csv")
     dataset = load_channel(_env_of_host(tmp_path, 0, hosts=1, distribution="ShardedByS3Key"), "train", TemplateMatcher())
     assert dataset.source == "raw-logs" and dataset.labels.sum() > 0
+
+
+def test_direct_predictor_gives_inplace_predict_s_floats(tmp_path):
+    from xgboost_hdfs.predictor import DensePredictor
+
+    rng = np.random.default_rng(1)
+    features = rng.random((300, 5)).astype(np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4},
+                        xgb.DMatrix(features, (features[:, 0] + features[:, 3] > 1).astype(np.float32)), 30)
+    predictor = DensePredictor(booster)
+    assert predictor.direct
+    for rows in (1, 1000, 7, 1):  # one proxy, reused across shapes
+        matrix = rng.random((rows, 5)).astype(np.float32)
+        matrix[rng.random((rows, 5)) < 0.2] = np.nan  # missing values
+        np.testing.assert_array_equal(predictor(matrix), booster.inplace_predict(matrix))
+    column = np.asfortranarray(rng.random((4, 5)).astype(np.float32))  # not C-ordered: copied first
+    np.testing.assert_array_equal(predictor(column), booster.inplace_predict(column))

@@ -13,6 +13,7 @@ from byoc.runtime import ModelRuntime
 
 from .data import RAW_LOGS
 from .logparse import LogFormatError, TemplateMatcher, count_events, numbered
+from .predictor import DensePredictor
 from .train import METADATA_FILE, MODEL_FILE
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Runtime(ModelRuntime):
         # From bytes, XGBoost tells JSON, UBJSON and the legacy binary format apart by content.
         self.booster.load_model(bytearray(self._model_file().read_bytes()))
         self.booster.set_param({"nthread": 1})
+        self.predictor = DensePredictor(self.booster)
         n = self.booster.num_features()
         self.feature_names = self.metadata.get("feature_names") or self.booster.feature_names or [f"f{i}" for i in range(n)]
         if len(self.feature_names) != n:
@@ -52,8 +54,12 @@ class Runtime(ModelRuntime):
         return found[0]
 
     def decode(self, body: bytes, content_type: str):
+        """(block ids or None, feature matrix, each row's index among the distinct rows or None)."""
+        if content_type == codecs.CSV:  # rows score independently: each distinct row once
+            rows = codecs.decode_csv_distinct(body, self.feature_names)
+            return None, rows.values, rows.inverse
         if content_type != codecs.TEXT:
-            return None, super().decode(body, content_type)
+            return None, super().decode(body, content_type), None
         if self.matcher is None or self.metadata.get("feature_source") != RAW_LOGS:
             raise UnsupportedMediaType("this model was trained on feature rows, not raw logs; "
                                        "send text/csv, application/json, application/jsonlines or text/libsvm")
@@ -63,19 +69,21 @@ class Runtime(ModelRuntime):
             counts = count_events(numbered("body", body.decode("utf-8", errors="replace").splitlines()), self.matcher)
         except LogFormatError as exc:
             raise RequestError(str(exc)) from None
-        return list(counts.counts), counts.matrix()
+        return list(counts.counts), counts.matrix(), None
 
     def predict(self, data):
-        block_ids, features = data
-        scores = self.booster.inplace_predict(features)
+        block_ids, features, inverse = data
+        scores = self.predictor(features)
         # Python floats and ints in one call each (float() per numpy scalar is 3x slower).
         labels = (scores >= self.threshold).astype(np.int8).tolist()
         scores = scores.tolist()
         if block_ids is None:
-            return [{"score": s, "predicted_label": l} for s, l in zip(scores, labels)]
+            records = [{"score": s, "predicted_label": l} for s, l in zip(scores, labels)]
+            return records if inverse is None else codecs.Distinct(records, inverse)
         return [{"block_id": b, "score": s, "predicted_label": l}
                 for b, s, l in zip(block_ids, scores, labels)]
 
     def encode(self, predictions, accept: str) -> bytes:
-        fields = ("block_id", "score") if predictions and "block_id" in predictions[0] else self.csv_fields
+        first = predictions.values[0] if isinstance(predictions, codecs.Distinct) else predictions[0]
+        fields = ("block_id", "score") if "block_id" in first else self.csv_fields
         return codecs.encode(predictions, accept, fields)
