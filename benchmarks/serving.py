@@ -21,7 +21,9 @@ When run as root, wrk runs in the server container's network namespace (nsenter)
 127.0.0.1:8080 on that loopback: no docker-proxy between client and server, whose per-connection
 cost would otherwise dominate sync workers. Without root it uses the container's bridge address.
 Payloads are real HDFS feature rows (examples/opt_ml.py hdfs-csv); the model is trained on them
-with the image's own `train`. The result is printed as a table and written as JSON.
+with the image's own `train`. Real payloads repeat rows (1,000 blocks: 21 distinct rows), which our
+server exploits (codecs.Distinct), so a third payload, 1000-distinct, makes every row distinct (the
+last count of each real row raised by the row's number) to show the worst case; it has no target. The result is printed as a table and written as JSON.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ TARGETS = {
     "cold_start_to_prediction_s": 1.5,     # ours, median
     "image_size_mb": 450.0,                # each image
 }
+PAYLOADS = {"1": 1, "1000": 1000, "1000-distinct": 1000}  # name -> rows
 
 
 def log(message: str) -> None:
@@ -134,14 +137,19 @@ def prepare(workdir: Path, image: str, model_dir: Path | None) -> tuple[Path, di
                 sys.exit(f"training failed:\n{trained.stdout[-2000:]}{trained.stderr[-2000:]}")
     reference_site(workdir / "reference-site")
     rows = [line.split(",", 1)[1] for line in features.read_text().splitlines() if line.strip()]
+    if len(rows) < 1000:
+        sys.exit(f"{features} has {len(rows)} rows; 1000 are needed")
+    distinct = []
+    for index, row in enumerate(rows[:1000]):
+        cells = row.split(",")
+        cells[-1] = str(int(float(cells[-1])) + index)
+        distinct.append(",".join(cells))
+    texts = {"1": rows[:1], "1000": rows[:1000], "1000-distinct": distinct}
     payloads = {}
     (workdir / "payloads").mkdir(parents=True, exist_ok=True)
-    for count in (1, 1000):
-        if count > len(rows):
-            sys.exit(f"{features} has {len(rows)} rows; {count} are needed")
-        path = workdir / "payloads" / f"rows-{count}.csv"
-        path.write_text("".join(f"{row}\n" for row in rows[:count]))
-        payloads[count] = path
+    for name, lines in texts.items():
+        payloads[name] = workdir / "payloads" / f"rows-{name}.csv"
+        payloads[name].write_text("".join(f"{line}\n" for line in lines))
     return model_dir.resolve(), payloads
 
 
@@ -364,21 +372,21 @@ class MemorySampler:
 
 # In-process limit -----------------------------------------------------------------------------
 
-def in_process(container: Container, which: str, payload_rows: int, procs: int, seconds: float,
+def in_process(container: Container, which: str, payload: str, procs: int, seconds: float,
                max_calls: int) -> dict:
     result = run(["docker", "exec", "-e", "OMP_NUM_THREADS=1", "-e", f"PYTHONPATH={REFERENCE_SITE}:/opt/program",
                   container.name, "python",
                   "/opt/benchmarks/inprocess.py", "--which", which, "--payload",
-                  f"/opt/payloads/rows-{payload_rows}.csv", "--seconds", str(seconds), "--procs", str(procs),
+                  f"/opt/payloads/rows-{payload}.csv", "--seconds", str(seconds), "--procs", str(procs),
                   "--max-calls", str(max_calls)], timeout=seconds + 120)
     if result.returncode != 0:
         raise RuntimeError(f"in-process run failed:\n{result.stdout}\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def expected_output(container: Container, payload_rows: int) -> bytes:
+def expected_output(container: Container, payload: str) -> bytes:
     result = run(["docker", "exec", container.name, "python", "/opt/benchmarks/inprocess.py", "--which", "ours",
-                  "--payload", f"/opt/payloads/rows-{payload_rows}.csv", "--print-output"], timeout=120)
+                  "--payload", f"/opt/payloads/rows-{payload}.csv", "--print-output"], timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"could not compute the expected output:\n{result.stderr}")
     return result.stdout.encode()
@@ -439,7 +447,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=50_000, help="requests per load cell at most (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each cell runs, servers interleaved; medians are reported (default: %(default)s)")
-    parser.add_argument("--payloads", default="1,1000", help="rows per request (default: %(default)s)")
+    parser.add_argument("--payloads", default=",".join(PAYLOADS), help=f"payloads, of {list(PAYLOADS)} (default: %(default)s)")
     parser.add_argument("--concurrency", default="1,8", help="open connections (default: %(default)s)")
     parser.add_argument("--cold-starts", type=int, default=3, help="cold starts per server (default: %(default)s)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME[=JSON]",
@@ -454,10 +462,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.seconds, args.rounds, args.cold_starts = 1.0, 1, 1
         args.payloads, args.concurrency, args.max_requests = "1", "1", 5_000
-    args.payload_rows = [int(x) for x in args.payloads.split(",")]
+    args.payload_names = args.payloads.split(",")
     args.concurrencies = [int(x) for x in args.concurrency.split(",")]
-    if any(x not in (1, 1000) for x in args.payload_rows):
-        parser.error("--payloads: 1 and/or 1000")
+    if any(x not in PAYLOADS for x in args.payload_names):
+        parser.error(f"--payloads: of {', '.join(PAYLOADS)}")
     variants = {}
     for item in args.variant:
         name, sep, value = item.partition("=")
@@ -494,14 +502,14 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {
             "image": args.image, "workers": args.workers, "seconds_per_cell": args.seconds,
             "max_requests_per_cell": args.max_requests, "rounds": args.rounds, "load_path": path,
-            "payload_rows": args.payload_rows, "concurrency": args.concurrencies, "quick": args.quick,
+            "payloads": args.payload_names, "concurrency": args.concurrencies, "quick": args.quick,
             "content_type": CONTENT_TYPE,
         },
         "images": image_sizes([i for i in args.size_images.split(",") if i]),
     }
     args.workdir.mkdir(parents=True, exist_ok=True)
     model_dir, payloads = prepare(args.workdir.resolve(), args.image, args.model_dir)
-    payload_dir = payloads[1].parent
+    payload_dir = payloads["1"].parent
     specs = server_specs(args.workers, args.variants)
     result["servers"] = {s.name: {"description": s.description, "command": s.command, "env": s.env} for s in specs}
 
@@ -512,7 +520,7 @@ def main(argv: list[str] | None = None) -> dict:
         containers.append(probe)
         probe.start()
         probe.wait_ready()
-        expected = {rows: expected_output(probe, rows) for rows in (1, 1000)}
+        expected = {name: expected_output(probe, name) for name in PAYLOADS}
         probe.stop()
 
         # Cold starts first, while no other server of ours runs.
@@ -520,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
         for spec in (s for s in specs if s.name in ("ours", "reference")):
             runs = []
             for attempt in range(args.cold_starts):
-                runs.append(cold_start(spec, args.image, model_dir, payload_dir, payloads[1].read_bytes(), expected[1]))
+                runs.append(cold_start(spec, args.image, model_dir, payload_dir, payloads["1"].read_bytes(), expected["1"]))
                 log(f"cold start {spec.name} #{attempt + 1}: /ping {runs[-1]['ping_s']} s, "
                     f"prediction {runs[-1]['prediction_s']} s")
             result["cold_start"][spec.name] = {
@@ -537,22 +545,22 @@ def main(argv: list[str] | None = None) -> dict:
             container.start()
         for name, container in servers.items():
             container.wait_ready()
-            for rows in args.payload_rows:
-                status, answer = container.request("POST", "/invocations", payloads[rows].read_bytes(), timeout=30)
-                if status != 200 or not same_scores(answer, expected[rows]):
-                    raise RuntimeError(f"{name} answers {rows} row(s) wrongly: {status} {answer[:200]!r}")
+            for payload in args.payload_names:
+                status, answer = container.request("POST", "/invocations", payloads[payload].read_bytes(), timeout=30)
+                if status != 200 or not same_scores(answer, expected[payload]):
+                    raise RuntimeError(f"{name} answers payload {payload} wrongly: {status} {answer[:200]!r}")
         time.sleep(1.0)
         result["memory"] = {name: {"idle": c.memory()} for name, c in servers.items()}
 
         log("in-process limit (docker exec in our server's container)")
         result["in_process"] = []
-        for rows in args.payload_rows:
+        for payload in args.payload_names:
             for concurrency in args.concurrencies:
                 procs = min(concurrency, args.workers)
                 for which in ("ours", "reference"):
-                    measured = in_process(servers["ours"], which, rows, procs, args.seconds, args.max_requests)
-                    result["in_process"].append({"payload_rows": rows, "concurrency": concurrency, **measured})
-                    log(f"in-process {which:9} {rows:>4} row(s) x{procs}: {measured['rps']:>8.1f}/s "
+                    measured = in_process(servers["ours"], which, payload, procs, args.seconds, args.max_requests)
+                    result["in_process"].append({"payload": payload, "concurrency": concurrency, **measured})
+                    log(f"in-process {which:9} {payload:>13} x{procs}: {measured['rps']:>8.1f}/s "
                         f"p50 {measured['p50_ms']:.3f} ms")
 
         log(f"load: wrk via {path}, {args.seconds} s per cell, {args.rounds} round(s)")
@@ -560,16 +568,16 @@ def main(argv: list[str] | None = None) -> dict:
         names = list(servers)
         for round_number in range(args.rounds):
             order = names[round_number % len(names):] + names[:round_number % len(names)]
-            for rows in args.payload_rows:
+            for payload in args.payload_names:
                 for concurrency in args.concurrencies:
                     for name in order:
                         with MemorySampler(servers[name]) as sampler:
-                            cell = wrk(servers[name], payloads[rows], concurrency, args.seconds, args.max_requests, path)
-                        samples.setdefault((name, rows, concurrency), []).append(cell)
+                            cell = wrk(servers[name], payloads[payload], concurrency, args.seconds, args.max_requests, path)
+                        samples.setdefault((name, payload, concurrency), []).append(cell)
                         peak = result["memory"][name].get("load")
                         if sampler.peak and (peak is None or sampler._key(sampler.peak) > sampler._key(peak)):
                             result["memory"][name]["load"] = sampler.peak
-                        log(f"round {round_number + 1} {name:10} {rows:>4} row(s) c{concurrency}: "
+                        log(f"round {round_number + 1} {name:10} {payload:>13} c{concurrency}: "
                             f"{cell['rps']:>8.1f}/s p50 {cell['p50_ms']:.2f} ms p99 {cell['p99_ms']:.2f} ms"
                             f"{'  ERRORS ' + str(cell['errors']) if cell['errors'] else ''}")
         for name, container in servers.items():
@@ -580,9 +588,9 @@ def main(argv: list[str] | None = None) -> dict:
             container.stop()
 
     result["cells"] = []
-    for (name, rows, concurrency), cells in samples.items():
+    for (name, payload, concurrency), cells in samples.items():
         result["cells"].append({
-            "server": name, "payload_rows": rows, "concurrency": concurrency,
+            "server": name, "payload": payload, "concurrency": concurrency,
             "rps": round(statistics.median(c["rps"] for c in cells), 1),
             "p50_ms": round(statistics.median(c["p50_ms"] for c in cells), 3),
             "p99_ms": round(statistics.median(c["p99_ms"] for c in cells), 3),
@@ -599,8 +607,8 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def _cell(result: dict, server: str, rows: int, concurrency: int) -> dict | None:
-    return next((c for c in result["cells"] if c["server"] == server and c["payload_rows"] == rows
+def _cell(result: dict, server: str, payload: str, concurrency: int) -> dict | None:
+    return next((c for c in result["cells"] if c["server"] == server and c["payload"] == payload
                  and c["concurrency"] == concurrency), None)
 
 
@@ -615,13 +623,13 @@ def ratios(result: dict) -> list[dict]:
     for cell in result["cells"]:
         if cell["server"] == "reference":
             continue
-        reference = _cell(result, "reference", cell["payload_rows"], cell["concurrency"])
+        reference = _cell(result, "reference", cell["payload"], cell["concurrency"])
         limit = next((x for x in result["in_process"] if x["which"] == "ours"
-                      and x["payload_rows"] == cell["payload_rows"] and x["concurrency"] == cell["concurrency"]), None)
+                      and x["payload"] == cell["payload"] and x["concurrency"] == cell["concurrency"]), None)
         per_round = [mine["rps"] / theirs["rps"] for mine, theirs in zip(cell["rounds"], reference["rounds"] if reference else [])
                      if theirs["rps"]]
         out.append({
-            "server": cell["server"], "payload_rows": cell["payload_rows"], "concurrency": cell["concurrency"],
+            "server": cell["server"], "payload": cell["payload"], "concurrency": cell["concurrency"],
             "throughput_ratio": round(statistics.median(per_round), 2) if per_round else None,
             "throughput_ratio_per_round": [round(x, 2) for x in per_round],
             "p50_ratio": round(cell["p50_ms"] / reference["p50_ms"], 2) if reference and reference["p50_ms"] else None,
@@ -632,14 +640,14 @@ def ratios(result: dict) -> list[dict]:
 
 
 def targets(result: dict) -> dict:
-    def worst(rows: int) -> float | None:
+    def worst(payload: str) -> float | None:
         values = [r["throughput_ratio"] for r in result["ratios"]
-                  if r["server"] == "ours" and r["payload_rows"] == rows and r["throughput_ratio"] is not None]
+                  if r["server"] == "ours" and r["payload"] == payload and r["throughput_ratio"] is not None]
         return min(values) if values else None
 
     out = {}
-    for key, rows in (("single_row_throughput_ratio", 1), ("thousand_row_throughput_ratio", 1000)):
-        measured = worst(rows)
+    for key, payload in (("single_row_throughput_ratio", "1"), ("thousand_row_throughput_ratio", "1000")):
+        measured = worst(payload)
         out[key] = {"target": f">= {TARGETS[key]}", "measured": measured,
                     "met": None if measured is None else measured >= TARGETS[key]}
     cold = result["cold_start"].get("ours", {}).get("median_prediction_s")
@@ -659,27 +667,27 @@ def table(result: dict) -> str:
              f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_mb']} MB, load average at start "
              f"{m['load_average_at_start'][0]}", ""]
     servers = [s for s in result["servers"] if s != "reference"]
-    header = "| rows | conc | server | req/s | p50 ms | p99 ms | reference req/s | p50 ms | p99 ms | ratio (req/s) | in-process req/s |"
+    header = "| payload | conc | server | req/s | p50 ms | p99 ms | reference req/s | p50 ms | p99 ms | ratio (req/s) | in-process req/s |"
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
-    for rows in result["settings"]["payload_rows"]:
+    for payload in result["settings"]["payloads"]:
         for concurrency in result["settings"]["concurrency"]:
-            reference = _cell(result, "reference", rows, concurrency)
+            reference = _cell(result, "reference", payload, concurrency)
             limit = next((x for x in result["in_process"] if x["which"] == "ours"
-                          and x["payload_rows"] == rows and x["concurrency"] == concurrency), None)
+                          and x["payload"] == payload and x["concurrency"] == concurrency), None)
             for server in servers:
-                cell = _cell(result, server, rows, concurrency)
-                ratio = next(r for r in result["ratios"] if r["server"] == server and r["payload_rows"] == rows
+                cell = _cell(result, server, payload, concurrency)
+                ratio = next(r for r in result["ratios"] if r["server"] == server and r["payload"] == payload
                              and r["concurrency"] == concurrency)
                 lines.append(
-                    f"| {rows} | {concurrency} | {server} | {cell['rps']:.0f} | {cell['p50_ms']:.2f} | {cell['p99_ms']:.2f} "
+                    f"| {payload} | {concurrency} | {server} | {cell['rps']:.0f} | {cell['p50_ms']:.2f} | {cell['p99_ms']:.2f} "
                     f"| {reference['rps']:.0f} | {reference['p50_ms']:.2f} | {reference['p99_ms']:.2f} "
                     f"| **{ratio['throughput_ratio']:.2f}x** | {limit['rps']:.0f} |")
     lines += ["", "In-process limit (no HTTP; forked processes = min(concurrency, workers)):", "",
-              "| rows | procs | ours req/s | ours p50 ms | reference code req/s | reference p50 ms |", "|---|---|---|---|---|---|"]
-    for rows in result["settings"]["payload_rows"]:
+              "| payload | procs | ours req/s | ours p50 ms | reference code req/s | reference p50 ms |", "|---|---|---|---|---|---|"]
+    for payload in result["settings"]["payloads"]:
         for concurrency in result["settings"]["concurrency"]:
-            pair = {x["which"]: x for x in result["in_process"] if x["payload_rows"] == rows and x["concurrency"] == concurrency}
-            lines.append(f"| {rows} | {pair['ours']['procs']} | {pair['ours']['rps']:.0f} | {pair['ours']['p50_ms']:.3f} "
+            pair = {x["which"]: x for x in result["in_process"] if x["payload"] == payload and x["concurrency"] == concurrency}
+            lines.append(f"| {payload} | {pair['ours']['procs']} | {pair['ours']['rps']:.0f} | {pair['ours']['p50_ms']:.3f} "
                          f"| {pair['reference']['rps']:.0f} | {pair['reference']['p50_ms']:.3f} |")
     lines += ["", "| cold start (median of runs) | docker run returns | first 200 on /ping | first correct prediction |",
               "|---|---|---|---|"]

@@ -26,7 +26,7 @@ def test_quick_benchmark_writes_the_result_file(tmp_path, shared_data):
          "--workdir", str(tmp_path / "work"), "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    assert "| rows | conc | server | req/s |" in run.stdout  # the printed table
+    assert "| payload | conc | server | req/s |" in run.stdout  # the printed table
 
     result = json.loads(out.read_text())
     assert {"schema", "created", "machine", "settings", "images", "servers", "cold_start", "memory",
@@ -41,12 +41,12 @@ def test_quick_benchmark_writes_the_result_file(tmp_path, shared_data):
         memory = result["memory"][name]
         assert {"idle", "load"} <= set(memory)
 
-    cells = {(c["server"], c["payload_rows"], c["concurrency"]): c for c in result["cells"]}
-    assert set(cells) == {("ours", 1, 1), ("reference", 1, 1)}
+    cells = {(c["server"], c["payload"], c["concurrency"]): c for c in result["cells"]}
+    assert set(cells) == {("ours", "1", 1), ("reference", "1", 1)}
     for cell in cells.values():
         assert cell["requests"] > 0 and cell["errors"] == 0, cell
         assert cell["rps"] > 0 and 0 < cell["p50_ms"] <= cell["p99_ms"]
-    assert {(x["which"], x["payload_rows"]) for x in result["in_process"]} == {("ours", 1), ("reference", 1)}
+    assert {(x["which"], x["payload"]) for x in result["in_process"]} == {("ours", "1"), ("reference", "1")}
     (ratio,) = result["ratios"]
     assert ratio["server"] == "ours" and ratio["throughput_ratio"] > 0
     assert {"single_row_throughput_ratio", "thousand_row_throughput_ratio", "cold_start_to_prediction_s"} <= set(result["targets"])

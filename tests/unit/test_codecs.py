@@ -49,14 +49,14 @@ def test_csv_fast_path_and_cell_path_read_the_same_values(cell):
 @pytest.mark.parametrize("cell", ["7", " 2 ", "1e3", "-1.5E-2", "nan", "NA", "null", "", "1_0", ".5", "\t7",
                                   "0.1", "3.4028235e38", "1e-46", "123456789.123456789"])
 def test_csv_many_distinct_rows_read_the_same_values(cell):
-    # Past codecs.FEW_LINES distinct lines pandas' C reader parses: the same values again.
-    rows = codecs.FEW_LINES + 10
+    # Many distinct lines, each parsed once: the same values again.
+    rows = 100
     m = codecs.decode("".join(f"{i},{cell},3\n" for i in range(rows)).encode(), "text/csv", NAMES)
     expected = np.array([[i, codecs._cell(cell, 1, 2), 3] for i in range(rows)], dtype=np.float32)
     np.testing.assert_array_equal(m, expected)
 
 
-@pytest.mark.parametrize("rows", [2, codecs.FEW_LINES + 10])
+@pytest.mark.parametrize("rows", [2, 100])
 @pytest.mark.parametrize("cell", ["0x10", "1d3", "1 2", "#1", "+", "1e", "'3'", '"3"', "1,5"])
 def test_csv_cells_float_refuses_are_refused(cell, rows):
     body = "".join(f"{i},2,3\n" for i in range(rows - 1)) + f"1,{cell},3\n"
