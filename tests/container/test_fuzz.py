@@ -8,8 +8,8 @@ declares for that path and method (404/405 for the rest), never a 5xx, and every
 that follows the Error schema. Afterwards the server still answers /ping and predicts correctly
 with the same workers, and its log holds no traceback.
 
-HTTP itself stays well-formed (what an HTTP client library sends): gunicorn answers a broken
-request line with its own HTML 400 before the app sees the request.
+HTTP itself stays well-formed (what an HTTP client library sends): uvicorn's HTTP parser answers a
+broken request line with its own plain-text 400 before the app sees the request.
 """
 from __future__ import annotations
 
