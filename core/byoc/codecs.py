@@ -96,14 +96,7 @@ class Distinct(NamedTuple):
 
 def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None) -> Distinct:
     """The distinct rows of a CSV body as a checked float32 matrix (finite values only)."""
-    _require_body(body)
-    lines = _text(body).splitlines()
-    distinct = dict.fromkeys(lines)
-    if any(not line.strip() for line in distinct):  # blank lines are skipped; row numbers count the rest
-        lines = [line for line in lines if line.strip()]
-        distinct = dict.fromkeys(lines)
-    if not lines:
-        raise RequestError("empty request body: send at least one row")
+    lines, distinct = _body_lines(body)
     expected = len(feature_names) if feature_names else None
     matrix = _parse_csv_fast(list(distinct), expected)
     if matrix is None:  # something to name: the strict parser finds it, numbering every row
@@ -120,13 +113,23 @@ def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None)
 
 def decode_csv(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
     """Every row of a CSV body, in order (infinite values are left to the caller)."""
-    _require_body(body)
-    lines = [line for line in _text(body).splitlines() if line.strip()]
-    if not lines:
-        raise RequestError("empty request body: send at least one row")
+    lines, _ = _body_lines(body)
     expected = len(feature_names) if feature_names else None
     matrix = _parse_csv_fast(lines, expected)
     return matrix if matrix is not None else _parse_csv_strict(lines, expected)
+
+
+def _body_lines(body: bytes) -> tuple[list[str], dict[str, None]]:
+    """The body's non-blank lines (row numbers count these) and its distinct ones, in first-seen order."""
+    _require_body(body)
+    lines = _text(body).splitlines()
+    distinct = dict.fromkeys(lines)
+    if any(not line.strip() for line in distinct):  # a blank line is checked once, however often it comes
+        lines = [line for line in lines if line.strip()]
+        distinct = dict.fromkeys(lines)
+    if not lines:
+        raise RequestError("empty request body: send at least one row")
+    return lines, distinct
 
 
 def _parse_csv_fast(lines: list[str], expected: int | None) -> np.ndarray | None:

@@ -126,6 +126,15 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _gzip_in_place(path: Path) -> Path:
+    """Replace a file by its gzip copy (NAME.gz); returns the copy's path."""
+    gzipped = path.with_suffix(path.suffix + ".gz")
+    with gzip.open(gzipped, "wt") as out:
+        out.write(path.read_text())
+    path.unlink()
+    return gzipped
+
+
 def _no_channel(root):  # both images
     opt_ml.write_config(root, channels=("train",))
 
@@ -148,11 +157,7 @@ def _x_corrupt_gzip_logs(root):
 
 
 def _x_corrupt_gzip_csv(root):
-    path = feature_csv(root)
-    with gzip.open(path.with_suffix(".csv.gz"), "wt") as out:
-        out.write(path.read_text())
-    path.unlink()
-    _corrupt(path.with_suffix(".csv.gz"))
+    _corrupt(_gzip_in_place(feature_csv(root)))
 
 
 def _x_not_parquet(root):
@@ -377,19 +382,11 @@ def _s_header_only(root):
 
 
 def _s_truncated_gzip(root):
-    train, _ = prtg_table(root)
-    with gzip.open(train.with_suffix(".csv.gz"), "wt") as out:
-        out.write(train.read_text())
-    train.unlink()
-    _truncate(train.with_suffix(".csv.gz"))
+    _truncate(_gzip_in_place(prtg_table(root)[0]))
 
 
 def _s_corrupt_gzip(root):
-    train, _ = prtg_table(root)
-    with gzip.open(train.with_suffix(".csv.gz"), "wt") as out:
-        out.write(train.read_text())
-    train.unlink()
-    _corrupt(train.with_suffix(".csv.gz"))
+    _corrupt(_gzip_in_place(prtg_table(root)[0]))
 
 
 def _s_csv_declared_parquet(root):
