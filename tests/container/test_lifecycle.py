@@ -69,7 +69,7 @@ def _count(response_json: dict) -> int:
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(model):
     image, ref, model_dir = model
-    body, content_type, expected = slow_body(image, 40 if image == "xgboost-hdfs" else 10)
+    body, content_type, expected = slow_body(image, 80 if image == "xgboost-hdfs" else 10)
     env = {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
     with Server(ref, model_dir, env=env) as server:
         master, workers, everything = serve_processes(server.name)
