@@ -1,12 +1,41 @@
-"""Shared test setup: import paths, the real data in ../shared/data, and skipping Docker tests
-(with the reason) only when no Docker engine is reachable."""
+"""Shared test setup: import paths, the real data in ../shared/data, skipping Docker tests (with
+the reason) only when no Docker engine is reachable, and the check that nothing a test started
+is still running when the suite ends (leaks.py)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+import leaks
 from support import SHARED_DATA, engine_problem
+
+_started = {"run": "", "at": 0.0}
+_left: list[str] = []
+
+
+def pytest_configure(config):
+    _started["run"], _started["at"] = leaks.start(), time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if getattr(session.config, "workerinput", None) is not None or not _started["run"]:
+        return
+    processes = leaks.leftover_processes(_started["run"])
+    containers = leaks.leftover_containers(_started["at"])
+    if processes or containers:
+        _left.extend([f"process {pid}: {command[:200]}" for pid, command in processes.items()] +
+                     [f"container {name}" for name in containers])
+        leaks.stop(processes, containers)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _left:
+        terminalreporter.section("left running by the tests (a defect; now stopped)", red=True)
+        for line in _left:
+            terminalreporter.line(line)
 
 
 def pytest_collection_modifyitems(config, items):
