@@ -45,14 +45,15 @@ def fetch_code(source: str | None, destination: str) -> Path:
     return Path(destination)
 
 
-def install_requirements(code_dir: Path, required: bool) -> None:
+def install_requirements(code_dir: Path, required: bool) -> list[str]:
     """pip install the code's requirements.txt, as SageMaker's scikit-learn container does for
     training and at endpoint start. Where pip fails (often: no package index reachable), the log
     names the requirements the image's own packages do not satisfy. required: those are an error
-    (serving: the server stops, saying so); else they are skipped and the script runs without them."""
+    (serving: the server stops, saying so); else they are skipped and the script runs without them.
+    Returns the distributions pip installed, as 'name-version'."""
     requirements = code_dir / "requirements.txt"
     if not requirements.exists():
-        return
+        return []
     log.info("installing %s", requirements)
     # In the code's folder: relative paths in it (-f wheels/, ./pkg) mean what they say.
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
@@ -63,7 +64,7 @@ def install_requirements(code_dir: Path, required: bool) -> None:
         installed = next((l for l in result.stdout.splitlines() if l.startswith("Successfully installed")), "")
         log.info("requirements.txt: %s", installed or "everything already installed")
         importlib.invalidate_caches()  # so that this process (serving) imports what pip just added
-        return
+        return installed.split()[2:]
     reason = next((l for l in reversed(result.stderr.splitlines()) if l.strip()), "pip failed")
     missing = _unsatisfied(requirements)
     if not missing:
@@ -75,6 +76,20 @@ def install_requirements(code_dir: Path, required: bool) -> None:
     else:
         log.warning("requirements.txt: pip could not install it (%s). Skipped, not installed: %s. "
                     "The script runs with the image's packages.", reason, ", ".join(missing))
+    return []
+
+
+def _warn_if_already_imported(installed: list[str]) -> None:
+    """A package this server imported before the install (numpy, scikit-learn) stays the old version
+    in it: say so, rather than serve with other versions than the log suggests."""
+    from importlib.metadata import packages_distributions
+
+    names = {entry.rsplit("-", 1)[0].lower().replace("_", "-") for entry in installed}
+    stale = sorted({module for module, dists in packages_distributions().items() if module in sys.modules
+                    and any(d.lower().replace("_", "-") in names for d in dists)})
+    if stale:
+        log.warning("requirements.txt replaced %s, which the server had already imported: it keeps using the "
+                    "image's version. Leave these out of requirements.txt, or pin the image's versions", ", ".join(stale))
 
 
 def _unsatisfied(requirements: Path) -> list[str]:
@@ -136,7 +151,7 @@ class ScriptRuntime(ModelRuntime):
     def load(self) -> None:
         entry_point = program()
         code_dir = fetch_code(os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY"), CODE_DIR)
-        install_requirements(code_dir, required=True)  # before the script is imported, as SageMaker does
+        _warn_if_already_imported(install_requirements(code_dir, required=True))  # before the import, as SageMaker
         spec = importlib.util.spec_from_file_location("user_module", code_dir / entry_point)
         if spec is None or not (code_dir / entry_point).is_file():
             raise FileNotFoundError(f"SAGEMAKER_PROGRAM {entry_point!r} is not in {code_dir}")
