@@ -337,3 +337,40 @@ def _pump_lines(stream, on_line: Callable[[bytes], None], limit: int = 1 << 16) 
                 on_line(line)
             except Exception:  # keep draining the pipe: a child blocked on a full pipe would hang the job
                 log.exception("could not pass on a line of the child's stderr")
+
+
+def run(train: Callable[[TrainingEnv], None], root: Path | str | None = None) -> int:
+    """Run a training function under the contract: failure file and non-zero exit on any error."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # PID 1 in a container has no default action for SIGTERM: without a handler `docker stop` and
+    # SageMaker's stop would wait for SIGKILL and leave no failure reason.
+    with stop_signal.installed():
+        return _run(train, TrainingEnv(root=Path(root or os.environ.get("SM_ML_ROOT", DEFAULT_ROOT))))
+
+
+def _run(train: Callable[[TrainingEnv], None], env: TrainingEnv) -> int:
+    try:
+        env.failure_file.unlink(missing_ok=True)  # left by an earlier run on the same tree (local runs)
+        env = TrainingEnv.load(env.root)
+        train(env)
+    except Stopped as stop:
+        write_failure(env, str(stop))
+        log.error("training %s", stop)
+        return stop.exit_code
+    except UserError as exc:
+        traceback.print_exc()
+        write_failure(env, f"{type(exc).__name__}: {exc}")
+        log.error("training failed: %s", exc)
+        return 1
+    except MemoryError:
+        traceback.print_exc()
+        write_failure(env, "MemoryError: the training data does not fit in this instance's memory; "
+                           "use a larger instance type or fewer/smaller input files")
+        return 1
+    except Exception as exc:  # an unexpected failure is still reported, with a hint it is ours
+        traceback.print_exc()
+        write_failure(env, f"internal error {type(exc).__name__}: {exc} (see the job's log for the traceback)")
+        return 2
+    log.info("training finished; model in %s", env.model_dir)
+    return 0
