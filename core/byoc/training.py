@@ -295,7 +295,7 @@ def run_child(command: list[str], name: str, on_stderr_line: Callable[[bytes], N
         if stopped_at is not None:
             ended = f"did not exit within {grace:g} s and was killed" if killed else describe_exit(process.returncode)
             raise Stopped(stop_signal.requested, f"(forwarded to {name}, which {ended}; "
-                                                 f"{time.monotonic() - stopped_at:.1f} s after the signal)")
+                                                 f"{time.monotonic() - stopped_at:.2f} s after the signal)")
     return process.returncode
 
 

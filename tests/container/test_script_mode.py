@@ -209,6 +209,7 @@ def test_serving_installs_the_code_bundles_requirements_before_loading(image, tm
         assert response.status_code == 200, response.text
         assert response.json() == {"sums": [6, 15], "version": "1.0"}
         logs = server.logs()
+    print(next(line for line in logs.splitlines() if "requirements.txt: Successfully" in line))
     assert f"requirements.txt: Successfully installed {PACKAGE.replace('_', '-')}-1.0" in logs \
         or f"requirements.txt: Successfully installed {PACKAGE}-1.0" in logs, logs
     assert logs.index("installing /opt/ml/code/requirements.txt") < logs.index("model loaded from")
@@ -223,11 +224,14 @@ def test_serving_stops_saying_which_requirement_could_not_be_installed(image, tm
                "-v", f"{tmp_path / 'code'}:/opt/ml/code:ro"]
     for key, value in env.items():
         command += ["-e", f"{key}={value}"]
+    started = time.monotonic()
     try:
         served = subprocess.run(command + [image, "serve"], capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - started
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     assert served.returncode != 0
     assert "could not load the model from /opt/ml/model: /opt/ml/code/requirements.txt: " \
            "pip could not install byoc-no-such-package==1.0 (" in served.stderr, served.stderr
     assert "scikit-learn," not in served.stderr.split("pip could not install")[-1].split("(")[0]  # the image has it
+    print(f"unsatisfiable requirements.txt: serve exited {served.returncode} after {took:.2f} s")

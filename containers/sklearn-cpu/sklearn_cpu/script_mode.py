@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def install_requirements(code_dir: Path, required: bool) -> list[str]:
     if not requirements.exists():
         return []
     log.info("installing %s", requirements)
+    started = time.monotonic()
     # In the code's folder: relative paths in it (-f wheels/, ./pkg) mean what they say.
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                              "--timeout", "15", "--retries", "1", "-r", str(requirements)],
@@ -62,7 +64,8 @@ def install_requirements(code_dir: Path, required: bool) -> list[str]:
     print(result.stdout[-2000:], end="", flush=True)
     if result.returncode == 0:
         installed = next((l for l in result.stdout.splitlines() if l.startswith("Successfully installed")), "")
-        log.info("requirements.txt: %s", installed or "everything already installed")
+        log.info("requirements.txt: %s (pip took %.1f s)", installed or "everything already installed",
+                 time.monotonic() - started)
         importlib.invalidate_caches()  # so that this process (serving) imports what pip just added
         return installed.split()[2:]
     reason = next((l for l in reversed(result.stderr.splitlines()) if l.strip()), "pip failed")
