@@ -3,7 +3,9 @@
 The program comes from SAGEMAKER_PROGRAM or the sagemaker_program hyperparameter, the code from
 sagemaker_submit_directory / SAGEMAKER_SUBMIT_DIRECTORY (a folder, a file:// or s3:// tar.gz).
 sagemaker-training provides the SM_* environment and the --name value arguments, exactly as
-SageMaker's own scikit-learn container does.
+SageMaker's own scikit-learn container does. The script runs in its own process group, which a
+stop signal reaches (byoc.training.run_child); the code's requirements.txt is installed for
+training and at endpoint start, by one function.
 """
 from __future__ import annotations
 
