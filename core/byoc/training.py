@@ -9,7 +9,10 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
+import threading
+import time
 import traceback
 import zlib
 from contextlib import contextmanager
@@ -193,7 +196,7 @@ def write_failure(env: TrainingEnv, reason: str) -> None:
     """SageMaker shows this file's text as the job's FailureReason (it keeps the first 1 KiB)."""
     env.failure_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = env.failure_file.with_suffix(".tmp")
-    tmp.write_text(" ".join(reason.split()) + "\n")  # one line, whatever the message holds
+    tmp.write_text(" ".join(reason.split()) + "\n", encoding="utf-8")  # one line, whatever the message holds
     tmp.replace(env.failure_file)
 
 
@@ -248,6 +251,92 @@ class _StopSignal:
 
 
 stop_signal = _StopSignal()
+
+#: Seconds a child process has to exit after a forwarded stop signal before its process group is
+#: SIGKILLed. SageMaker SIGKILLs the container 120 s after its SIGTERM; 100 s leaves time to report.
+STOP_GRACE_SECONDS = 100.0
+
+
+def run_child(command: list[str], name: str, on_stderr_line: Callable[[bytes], None], **popen: Any) -> int:
+    """Run a child process (a user's script) as a first-class part of the job; return its exit code.
+
+    It runs in its own process group, so a stop signal (SIGTERM, SIGINT) reaches it and whatever it
+    started: the signal is forwarded to the group, which has BYOC_STOP_GRACE_SECONDS (default 100)
+    to exit before it is SIGKILLed; then Stopped is raised, saying how the child ended.
+    Its stderr goes line by line, as bytes (no decoding can fail here), to on_stderr_line."""
+    grace = _grace_seconds()
+    stopped_at, killed = None, False
+    with stop_signal.deferred():  # a stop signal is only recorded from here: never lost between two steps
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True, **popen)
+        reader = threading.Thread(target=_pump_lines, args=(process.stderr, on_stderr_line), daemon=True)
+        reader.start()
+        try:
+            while process.poll() is None:
+                if stop_signal.requested and stopped_at is None:
+                    stopped_at = time.monotonic()
+                    _signal_group(process, signal.Signals[stop_signal.requested])
+                    log.warning("forwarded %s to %s (process group %d); it has %g s to exit",
+                                stop_signal.requested, name, process.pid, grace)
+                elif stopped_at is not None and not killed and time.monotonic() - stopped_at > grace:
+                    log.error("%s did not exit within %g s of %s: killing its process group",
+                              name, grace, stop_signal.requested)
+                    _signal_group(process, signal.SIGKILL)
+                    killed = True
+                try:
+                    process.wait(timeout=0.1)  # bounded, so that a stop signal is acted on at once
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            if process.poll() is None:  # the job itself is failing: never leave the script orphaned
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+            _signal_group(process, signal.SIGKILL)  # anything it left running in its group
+            reader.join(timeout=5)
+        if stopped_at is not None:
+            ended = f"did not exit within {grace:g} s and was killed" if killed else describe_exit(process.returncode)
+            raise Stopped(stop_signal.requested, f"(forwarded to {name}, which {ended}; "
+                                                 f"{time.monotonic() - stopped_at:.2f} s after the signal)")
+    return process.returncode
+
+
+def describe_exit(returncode: int) -> str:
+    """How a child ended, from Popen's returncode (negative: the signal that ended it)."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"was ended by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"was ended by signal {-returncode}"
+
+
+def _grace_seconds() -> float:
+    value = os.environ.get("BYOC_STOP_GRACE_SECONDS", "")
+    try:
+        grace = float(value) if value.strip() else STOP_GRACE_SECONDS
+    except ValueError:
+        grace = -1.0
+    if not 0 <= grace < float("inf"):
+        raise UserError(f"BYOC_STOP_GRACE_SECONDS={value!r}: expected a number of seconds >= 0 (default {STOP_GRACE_SECONDS:g})")
+    return grace
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signal the child's process group (its id is the child's pid: start_new_session)."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):  # the group is gone already
+        pass
+
+
+def _pump_lines(stream, on_line: Callable[[bytes], None], limit: int = 1 << 16) -> None:
+    """Hand on each line as it arrives (at most `limit` bytes at a time, so output without
+    newlines cannot grow without bound)."""
+    with stream:
+        for line in iter(lambda: stream.readline(limit), b""):
+            try:
+                on_line(line)
+            except Exception:  # keep draining the pipe: a child blocked on a full pipe would hang the job
+                log.exception("could not pass on a line of the child's stderr")
 
 
 def run(train: Callable[[TrainingEnv], None], root: Path | str | None = None) -> int:

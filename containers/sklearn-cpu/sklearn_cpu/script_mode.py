@@ -3,7 +3,9 @@
 The program comes from SAGEMAKER_PROGRAM or the sagemaker_program hyperparameter, the code from
 sagemaker_submit_directory / SAGEMAKER_SUBMIT_DIRECTORY (a folder, a file:// or s3:// tar.gz).
 sagemaker-training provides the SM_* environment and the --name value arguments, exactly as
-SageMaker's own scikit-learn container does.
+SageMaker's own scikit-learn container does. The script runs in its own process group, which a
+stop signal reaches (byoc.training.run_child); the code's requirements.txt is installed for
+training and at endpoint start, by one function.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from byoc import codecs
 from byoc.errors import RequestError, UserError
 from byoc.hyperparameters import unwrap
 from byoc.runtime import ModelRuntime
-from byoc.training import TrainingEnv
+from byoc.training import TrainingEnv, describe_exit, run_child
 
 log = logging.getLogger(__name__)
 CODE_DIR = "/opt/ml/code"
@@ -44,23 +48,53 @@ def fetch_code(source: str | None, destination: str) -> Path:
     return Path(destination)
 
 
-def install_requirements(code_dir: Path) -> None:
-    """pip install the script's requirements.txt. Where that fails (no package index reachable),
-    say exactly which requirements were skipped and go on with the image's own packages."""
+def install_requirements(code_dir: Path, required: bool) -> list[str]:
+    """pip install the code's requirements.txt, as SageMaker's scikit-learn container does for
+    training and at endpoint start. Where pip fails (often: no package index reachable), the log
+    names the requirements the image's own packages do not satisfy. required: those are an error
+    (serving: the server stops, saying so); else they are skipped and the script runs without them.
+    Returns the distributions pip installed, as 'name-version'."""
     requirements = code_dir / "requirements.txt"
     if not requirements.exists():
-        return
+        return []
     log.info("installing %s", requirements)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+    started = time.monotonic()
+    # In the code's folder: relative paths in it (-f wheels/, ./pkg) mean what they say.
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                              "--timeout", "15", "--retries", "1", "-r", str(requirements)],
-                            capture_output=True, text=True)
+                            cwd=code_dir, capture_output=True, text=True, errors="replace")
     print(result.stdout[-2000:], end="", flush=True)
     if result.returncode == 0:
-        return
+        installed = next((l for l in result.stdout.splitlines() if l.startswith("Successfully installed")), "")
+        log.info("requirements.txt: %s (pip took %.1f s)", installed or "everything already installed",
+                 time.monotonic() - started)
+        importlib.invalidate_caches()  # so that this process (serving) imports what pip just added
+        return installed.split()[2:]
     reason = next((l for l in reversed(result.stderr.splitlines()) if l.strip()), "pip failed")
     missing = _unsatisfied(requirements)
-    log.warning("requirements.txt: pip could not install it (%s). Skipped, not installed: %s. "
-                "The script runs with the image's packages.", reason, ", ".join(missing) or "nothing")
+    if not missing:
+        log.warning("requirements.txt: pip failed (%s), but the image's packages satisfy every line of it", reason)
+    elif required:
+        raise UserError(f"{requirements}: pip could not install {', '.join(missing)} ({reason}). Put the packages "
+                        "in the code bundle (a wheel and '--find-links <folder>' in requirements.txt), or give "
+                        "the endpoint access to a package index")
+    else:
+        log.warning("requirements.txt: pip could not install it (%s). Skipped, not installed: %s. "
+                    "The script runs with the image's packages.", reason, ", ".join(missing))
+    return []
+
+
+def _warn_if_already_imported(installed: list[str]) -> None:
+    """A package this server imported before the install (numpy, scikit-learn) stays the old version
+    in it: say so, rather than serve with other versions than the log suggests."""
+    from importlib.metadata import packages_distributions
+
+    names = {entry.rsplit("-", 1)[0].lower().replace("_", "-") for entry in installed}
+    stale = sorted({module for module, dists in packages_distributions().items() if module in sys.modules
+                    and any(d.lower().replace("_", "-") in names for d in dists)})
+    if stale:
+        log.warning("requirements.txt replaced %s, which the server had already imported: it keeps using the "
+                    "image's version. Leave these out of requirements.txt, or pin the image's versions", ", ".join(stale))
 
 
 def _unsatisfied(requirements: Path) -> list[str]:
@@ -92,20 +126,24 @@ def train(env: TrainingEnv) -> None:
     if not (code_dir / entry_point).is_file():
         raise UserError(f"sagemaker_program {entry_point!r} is not in {code_dir}: found "
                         f"{sorted(p.name for p in code_dir.iterdir())}; set entry_point to one of them")
-    install_requirements(code_dir)
+    install_requirements(code_dir, required=False)
     sm = environment.Environment()
     variables = {**os.environ, **sm.to_env_vars(),
                  "PYTHONPATH": os.pathsep.join([str(code_dir), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(code_dir / entry_point), *sm.to_cmd_args()]
     log.info("script mode: %s", " ".join(command))
-    process = subprocess.Popen(command, cwd=code_dir, env=variables, stderr=subprocess.PIPE, text=True)
-    tail: list[str] = []
-    for line in process.stderr:  # pass stderr through, keeping the end for the failure reason
-        sys.stderr.write(line)
-        tail = (tail + [line.rstrip()])[-20:]
-    if process.wait() != 0:
+    tail: deque[str] = deque(maxlen=20)  # the end of stderr, for the failure reason
+
+    def pass_through(line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace")  # a script may write any bytes
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        tail.append(text.rstrip())
+
+    returncode = run_child(command, entry_point, pass_through, cwd=code_dir, env=variables)
+    if returncode != 0:
         last = next((l for l in reversed(tail) if l.strip()), "no error output")
-        raise UserError(f"{entry_point} exited with code {process.returncode}: {last} "
+        raise UserError(f"{entry_point} {describe_exit(returncode)}: {last} "
                         "(fix the script or its arguments; its full output is in the job's log)")
 
 
@@ -118,6 +156,7 @@ class ScriptRuntime(ModelRuntime):
     def load(self) -> None:
         entry_point = program()
         code_dir = fetch_code(os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY"), CODE_DIR)
+        _warn_if_already_imported(install_requirements(code_dir, required=True))  # before the import, as SageMaker
         spec = importlib.util.spec_from_file_location("user_module", code_dir / entry_point)
         if spec is None or not (code_dir / entry_point).is_file():
             raise FileNotFoundError(f"SAGEMAKER_PROGRAM {entry_point!r} is not in {code_dir}")
