@@ -246,6 +246,7 @@ def test_lambda_function(stack):
     assert (config["Runtime"], config["Handler"], config["Timeout"]) == ("python3.12", "handler.lambda_handler", 29)
     assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/byoc-front"
     assert config["Environment"]["Variables"] == {"ENDPOINT_NAME": ENDPOINT}
+    assert client.get_function_concurrency(FunctionName="byoc-front")["ReservedConcurrentExecutions"] == 10
     # The code is our zip from the artifacts bucket, byte for byte.
     assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(created["code"]).digest()).decode()
     policy = json.loads(client.get_policy(FunctionName="byoc-front")["Policy"])
