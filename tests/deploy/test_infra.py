@@ -390,6 +390,9 @@ def _answer(result: dict) -> tuple[int, dict]:
     ('{"instances": [[38, true, 4]]}', 400, "row 1, column 2: true is not a number"),
     ('[[38, 16, 4], [1, 2, [3]]]', 400, "row 2, column 3: [3] is not a number"),
     ('[[1e999, 16, 4]]', 400, "row 1, column 1"),
+    # an integer float64 cannot hold (math.isfinite raised OverflowError: a 502 before)
+    ('{"data": [[1, 2], [3, 1%s]]}' % ("0" * 400), 400, "row 2, column 2: an integer of 401 digits is out of range"),
+    ('[[-1%s]]' % ("0" * 310), 400, "row 1, column 1: an integer of 311 digits is out of range"),
 ])
 def test_handler_refuses_bad_bodies(handler, body, status, message):
     code, document = _answer(handler.lambda_handler(api_event(body)))
