@@ -17,4 +17,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install --quiet -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+# checkov (tests/deploy/test_static_checks.py) in a venv of its own: its many pinned dependencies
+# would clash with moto's and cfn-lint's above.
+CHECKOV_VENV=${BYOC_CHECKOV_VENV:-.venv-checkov}
+if [ ! -x "$CHECKOV_VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$CHECKOV_VENV"
+fi
+stamp="$CHECKOV_VENV/.requirements.sha"
+want=$(sha256sum requirements-checkov.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$CHECKOV_VENV/bin/pip" install --quiet -r requirements-checkov.txt
+  echo "$want" > "$stamp"
+fi
+export BYOC_CHECKOV="$(cd "$CHECKOV_VENV" && pwd)/bin/checkov"
 exec "$VENV/bin/python" -m pytest "$@"

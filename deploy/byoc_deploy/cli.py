@@ -1,7 +1,12 @@
-"""Command line: `byoc-deploy STEP [--local] ...`; `--help` on every step."""
+"""Command line: `byoc-deploy STEP [--local] ...`; `--help` on every step.
+
+stdout carries a step's result alone (the answer of invoke, the URI of push, ...), so that
+`byoc-deploy invoke ... > out.csv` or a pipe gets just that; everything else (our progress, the
+SDK's log lines, docker compose's output) goes to stderr."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +28,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local", action="store_true", help="SageMaker local mode: Docker on this machine, no AWS calls")
     parser.add_argument("--region", help="AWS region (default: from the AWS configuration)")
     parser.add_argument("--role", help="SageMaker execution role ARN (cloud)")
+    parser.add_argument("--local-port", type=int, default=8080,
+                        help="local mode: the port local endpoints serve on, on 127.0.0.1 (default 8080)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,41 +91,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-status", default="PendingManualApproval",
                    choices=["PendingManualApproval", "Approved", "Rejected"])
 
-    p = sub.add_parser("teardown", help="delete an endpoint, its config and model, and a bucket prefix")
+    p = sub.add_parser("teardown", help="delete an endpoint, its config and model, and a bucket folder; "
+                                        "lists them and asks first")
     _common(p)
-    p.add_argument("--endpoint-name")
-    p.add_argument("--bucket")
-    p.add_argument("--prefix", default="")
+    p.add_argument("--endpoint-name", help="the endpoint (local mode: its containers, and only those)")
+    p.add_argument("--bucket", help="delete objects of this bucket under --prefix (cloud)")
+    p.add_argument("--prefix", help="a folder of the bucket: 'byoc' means byoc/ (never byoc-prod/)")
+    p.add_argument("--yes", action="store_true", help="delete without asking (needed when stdin is not a terminal)")
+    p.add_argument("--dry-run", action="store_true", help="list everything that would be deleted, delete nothing")
     return parser
 
 
+def _result_stream():
+    """The real stdout, for the step's result; file descriptor 1 becomes stderr for the rest of
+    the process, so that whatever else writes there (the SDK, its threads, docker compose started
+    by it) goes to stderr."""
+    sys.stdout.flush()
+    result = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return result
+
+
+def _asker(yes: bool):
+    def confirm(plan) -> bool:
+        if yes:
+            return True
+        if not sys.stdin or not sys.stdin.isatty():
+            raise SystemExit("byoc-deploy: nothing deleted: stdin is not a terminal, so nobody can confirm; "
+                             "pass --yes (or --dry-run to list only)")
+        sys.stderr.write("delete all of the above? [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    return confirm
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and usage errors before the switch
+    result = _result_stream()
+    try:
+        _run(args, result)
+    except (LookupError, ValueError) as exc:
+        raise SystemExit(f"byoc-deploy {args.step}: {exc}") from None
+    finally:
+        result.flush()
+
+
+def _run(args, result) -> None:
     if args.step == "push":
         from .ecr import push
 
-        push(args.image, args.repository, args.region, args.registry_endpoint)
+        result.write(push(args.image, args.repository, args.region, args.registry_endpoint) + "\n")
         return
-    sess = session(args.local, args.region)
+    sess = session(args.local, args.region, args.local_port)
     if args.step == "train":
-        steps.train(sess, args.image, _pairs(args.channel, "--channel"), _pairs(args.hyperparameter, "--hyperparameter"),
-                    role=args.role, instance_type=args.instance_type, instance_count=args.instance_count,
-                    output_path=args.output_path, spot=args.spot, max_run=args.max_run, max_wait=args.max_wait,
-                    checkpoint_s3_uri=args.checkpoint_s3_uri)
+        estimator = steps.train(sess, args.image, _pairs(args.channel, "--channel"),
+                                _pairs(args.hyperparameter, "--hyperparameter"), role=args.role,
+                                instance_type=args.instance_type, instance_count=args.instance_count,
+                                output_path=args.output_path, spot=args.spot, max_run=args.max_run,
+                                max_wait=args.max_wait, checkpoint_s3_uri=args.checkpoint_s3_uri)
+        result.write(f"{estimator.model_data}\n")
     elif args.step == "deploy":
         predictor = steps.deploy(sess, args.image, args.model_data, args.endpoint_name, args.instance_type, args.role,
                                  _pairs(args.env, "--env"))
+        result.write(f"{predictor.endpoint_name}\n")
+        result.flush()
         if args.local:  # the SDK's docker-compose keeps this process (and the endpoint) in the foreground
-            print(f"serving {predictor.endpoint_name} on http://127.0.0.1:8080 until Ctrl+C here or "
-                  "`byoc-deploy teardown --local` elsewhere", flush=True)
+            steps._say(f"serving {predictor.endpoint_name} on http://127.0.0.1:{args.local_port} until Ctrl+C "
+                       f"here or `byoc-deploy teardown --local --endpoint-name {predictor.endpoint_name}` elsewhere")
     elif args.step == "invoke":
         body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
         payload, kind = steps.invoke(sess, args.endpoint_name, body, args.content_type, args.accept)
-        sys.stdout.write(payload.decode(errors="replace"))
+        result.flush()
+        result.buffer.write(payload)  # the bytes as the endpoint sent them
     elif args.step == "transform":
-        steps.transform(sess, args.image, args.model_data, args.input, args.output, args.content_type, args.accept,
-                        args.instance_type, args.role, _pairs(args.env, "--env"))
+        result.write(steps.transform(sess, args.image, args.model_data, args.input, args.output, args.content_type,
+                                     args.accept, args.instance_type, args.role, _pairs(args.env, "--env")) + "\n")
     elif args.step == "register":
-        steps.register(sess, args.image, args.model_data, args.group, args.approval_status)
+        result.write(steps.register(sess, args.image, args.model_data, args.group, args.approval_status) + "\n")
     elif args.step == "teardown":
-        steps.teardown(sess, args.endpoint_name, args.bucket, args.prefix)
+        if args.bucket and not args.prefix:
+            raise ValueError("--bucket needs --prefix, the folder to delete")
+        steps.teardown(sess, args.endpoint_name, args.bucket, args.prefix, confirm=_asker(args.yes),
+                       dry_run=args.dry_run)

@@ -3,25 +3,20 @@ chain (environment, profile, instance role); nothing is written to a file."""
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
-TELEMETRY_OPT_OUT = """SchemaVersion: '1.0'
-SageMaker:
-  PythonSDK:
-    Modules:
-      TelemetryOptOut: true
-"""
 LOCAL_REGION = "us-east-1"
 
 
-def _opt_out_of_telemetry() -> None:
-    """The SDK reads its config from the file SAGEMAKER_USER_CONFIG_OVERRIDE names."""
-    if "SAGEMAKER_USER_CONFIG_OVERRIDE" not in os.environ:
-        path = Path(tempfile.gettempdir()) / "byoc-sagemaker-config.yaml"
-        path.write_text(TELEMETRY_OPT_OUT)
-        os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)
-    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+def _sdk_config() -> dict:
+    """The SDK's defaults (admin and user config files, as it would read them), telemetry opted out.
+    Handed to the session itself: no config file of ours, so nothing in a shared temp folder."""
+    from sagemaker.config import load_sagemaker_config
+
+    config = load_sagemaker_config()
+    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+    modules["TelemetryOptOut"] = True
+    config.setdefault("SchemaVersion", "1.0")
+    return config
 
 
 def _bind_local_endpoints_to_loopback() -> None:
@@ -42,8 +37,9 @@ def _bind_local_endpoints_to_loopback() -> None:
     image._SageMakerContainer._create_docker_host = create_on_loopback
 
 
-def session(local: bool, region: str | None = None):
-    _opt_out_of_telemetry()
+def session(local: bool, region: str | None = None, serving_port: int = 8080):
+    """serving_port: the host port of local endpoints (on 127.0.0.1)."""
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     import boto3
 
     if local:
@@ -53,12 +49,13 @@ def session(local: bool, region: str | None = None):
         for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
             os.environ.setdefault(key, value)
         _bind_local_endpoints_to_loopback()
-        local_session = LocalSession(boto_session=boto3.Session(region_name=region or LOCAL_REGION))
-        local_session.config = {"local": {"local_code": True}}
+        local_session = LocalSession(boto_session=boto3.Session(region_name=region or LOCAL_REGION),
+                                     sagemaker_config=_sdk_config())
+        local_session.config = {"local": {"local_code": True, "serving_port": serving_port}}
         # With local code nothing is uploaded, but the SDK still asks STS for the default bucket's
         # name (an AWS call) when it prepares a framework model: name it here instead.
         local_session._default_bucket = "byoc-local-mode"
         return local_session
     import sagemaker
 
-    return sagemaker.Session(boto_session=boto3.Session(region_name=region))
+    return sagemaker.Session(boto_session=boto3.Session(region_name=region), sagemaker_config=_sdk_config())

@@ -1,16 +1,24 @@
-"""The life of a model on SageMaker, one function a step. Each prints what it created so that a
-user can find it in the console; `session.local_mode` decides local Docker or AWS."""
+"""The life of a model on SageMaker, one function a step. Each reports what it created on stderr so
+that a user can find it in the console (stdout is for a step's result, see cli.py);
+`session.local_mode` decides local Docker or AWS."""
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/byoc-local-mode"  # local mode never uses it
 DEFAULT_INSTANCE = "ml.m5.large"
 
 
+# Local endpoints' containers carry this label with the endpoint's name, so that a teardown in
+# another process removes those containers and no others.
+ENDPOINT_LABEL = "byoc.endpoint"
+
+
 def _say(message: str) -> None:
-    print(f"[byoc-deploy] {message}", flush=True)
+    print(f"[byoc-deploy] {message}", file=sys.stderr, flush=True)
 
 
 def _is_local(session) -> bool:
@@ -97,11 +105,23 @@ def deploy(session, image: str, model_data: str, endpoint_name: str | None = Non
     from sagemaker.predictor import Predictor
     from sagemaker.serializers import CSVSerializer
 
+    from sagemaker.utils import name_from_image
+
     deployable = model(session, image, model_data, role, env)
-    # wait=False: the SDK's own wait sleeps a fixed 30 s in local mode; we poll instead.
-    deployable.deploy(initial_instance_count=1, instance_type=_instance(session, instance_type),
-                      endpoint_name=endpoint_name, wait=False)
-    name = deployable.endpoint_name
+    name = endpoint_name or name_from_image(image)
+    local_config = session.config if _is_local(session) else None
+    if local_config is not None:  # local mode starts the container inside deploy(): label it first
+        local = local_config.get("local", {})
+        container = {**local.get("container_config", {})}
+        container["labels"] = {**container.get("labels", {}), ENDPOINT_LABEL: name}
+        session.config = {**local_config, "local": {**local, "container_config": container}}
+    try:
+        # wait=False: the SDK's own wait sleeps a fixed 30 s in local mode; we poll instead.
+        deployable.deploy(initial_instance_count=1, instance_type=_instance(session, instance_type),
+                          endpoint_name=name, wait=False)
+    finally:
+        if local_config is not None:
+            session.config = local_config
     _say(f"model {deployable.name}, endpoint config and endpoint {name} created")
     wait_until_serving(session, name)
     return Predictor(name, sagemaker_session=session, serializer=CSVSerializer(), deserializer=JSONDeserializer())
@@ -159,34 +179,128 @@ def _local_endpoints(session) -> set[str]:
     return set(getattr(session.sagemaker_client, "_endpoints", {}) or {})
 
 
-def _stop_local_serving() -> None:
+def _docker(*args: str) -> str:
     import subprocess
 
-    ids = subprocess.run(["docker", "ps", "-q", "--filter", "publish=8080"], capture_output=True, text=True).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], check=True, capture_output=True)
-    _say(f"stopped {len(ids)} local serving container(s) on port 8080")
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
-def teardown(session, endpoint_name: str | None = None, bucket: str | None = None, prefix: str = "") -> None:
-    """Endpoint, its config and model, then the bucket's objects under prefix; confirms each."""
-    client = session.sagemaker_client
-    if endpoint_name and _is_local(session) and endpoint_name not in _local_endpoints(session):
-        _stop_local_serving()  # an endpoint another process deployed: only Docker knows it
-        endpoint_name = None
+def _labelled_containers(endpoint_name: str) -> list[str]:
+    """`id name` of the containers local mode started for this endpoint (in any process)."""
+    return _docker("ps", "-a", "--filter", f"label={ENDPOINT_LABEL}={endpoint_name}",
+                   "--format", "{{.ID}} {{.Names}}").splitlines()
+
+
+def _folder(prefix: str) -> str:
+    """A prefix names a folder: "byoc" and "byoc/" are byoc/, never byoc-prod/."""
+    folder = prefix.strip().lstrip("/")
+    if not folder.strip("/"):
+        raise ValueError("--prefix must name a folder of the bucket (deleting a whole bucket is not a teardown step)")
+    return folder.rstrip("/") + "/"
+
+
+@dataclass
+class Plan:
+    """What a teardown deletes, found before anything is deleted."""
+    endpoint: str | None = None
+    endpoint_config: str | None = None
+    models: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)  # local endpoints of another process: "id name"
+    bucket: str | None = None
+    folder: str | None = None
+    objects: list[tuple[str, int]] = field(default_factory=list)  # (key, bytes)
+
+    def lines(self, limit: int | None = 50) -> list[str]:
+        lines = []
+        if self.endpoint_config:
+            lines.append(f"endpoint {self.endpoint}, endpoint config {self.endpoint_config}, "
+                         f"model(s) {', '.join(self.models) or '-'}")
+        lines += [f"local container {c} of endpoint {self.endpoint}" for c in self.containers]
+        if self.bucket:
+            size = sum(n for _, n in self.objects)
+            lines.append(f"{len(self.objects)} object(s), {size:,} bytes, under s3://{self.bucket}/{self.folder}")
+            shown = self.objects if limit is None else self.objects[:limit]
+            lines += [f"  s3://{self.bucket}/{key} ({n:,} bytes)" for key, n in shown]
+            if len(shown) < len(self.objects):
+                lines.append(f"  ... and {len(self.objects) - len(shown)} more (--dry-run lists them all)")
+        return lines
+
+    @property
+    def empty(self) -> bool:
+        return not (self.endpoint_config or self.containers or self.objects)
+
+
+def plan_teardown(session, endpoint_name: str | None = None, bucket: str | None = None,
+                  prefix: str | None = None) -> Plan:
+    plan = Plan(endpoint=endpoint_name)
     if endpoint_name:
-        description = client.describe_endpoint(EndpointName=endpoint_name)
-        config_name = description["EndpointConfigName"]
-        config = client.describe_endpoint_config(EndpointConfigName=config_name)
-        client.delete_endpoint(EndpointName=endpoint_name)
-        client.delete_endpoint_config(EndpointConfigName=config_name)
-        for variant in config["ProductionVariants"]:
-            client.delete_model(ModelName=variant["ModelName"])
-            _say(f"deleted model {variant['ModelName']}")
-        _say(f"deleted endpoint {endpoint_name} and endpoint config {config_name}")
-    if bucket and not _is_local(session):
-        s3 = session.boto_session.resource("s3")
-        deleted = s3.Bucket(bucket).objects.filter(Prefix=prefix).delete()
-        count = sum(len(batch.get("Deleted", [])) for batch in deleted)
-        left = list(s3.Bucket(bucket).objects.filter(Prefix=prefix).limit(1))
-        _say(f"deleted {count} object(s) under s3://{bucket}/{prefix}; {'none left' if not left else 'SOME LEFT'}")
+        if _is_local(session) and endpoint_name not in _local_endpoints(session):
+            # deployed by another process (byoc-deploy deploy --local): only Docker knows it
+            plan.containers = _labelled_containers(endpoint_name)
+            if not plan.containers:
+                raise LookupError(f"no local endpoint {endpoint_name}: no container labelled "
+                                  f"{ENDPOINT_LABEL}={endpoint_name}")
+        else:
+            from botocore.exceptions import ClientError
+
+            client = session.sagemaker_client
+            try:
+                plan.endpoint_config = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+            except ClientError as exc:
+                raise LookupError(f"no endpoint {endpoint_name}: {exc}") from None
+            config = client.describe_endpoint_config(EndpointConfigName=plan.endpoint_config)
+            plan.models = [variant["ModelName"] for variant in config["ProductionVariants"]]
+    if bucket:
+        if _is_local(session):
+            raise ValueError("--bucket is for the cloud: local mode keeps its files on this machine")
+        plan.bucket, plan.folder = bucket, _folder(prefix or "")
+        pages = session.boto_session.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=plan.folder)
+        plan.objects = [(o["Key"], o["Size"]) for page in pages for o in page.get("Contents", [])]
+    return plan
+
+
+def execute_teardown(session, plan: Plan) -> None:
+    if plan.containers:
+        _docker("rm", "-f", *(c.split()[0] for c in plan.containers))
+        _say(f"removed {len(plan.containers)} local container(s) of endpoint {plan.endpoint}")
+    if plan.endpoint_config:
+        client = session.sagemaker_client
+        client.delete_endpoint(EndpointName=plan.endpoint)
+        client.delete_endpoint_config(EndpointConfigName=plan.endpoint_config)
+        for name in plan.models:
+            client.delete_model(ModelName=name)
+            _say(f"deleted model {name}")
+        _say(f"deleted endpoint {plan.endpoint} and endpoint config {plan.endpoint_config}")
+    if plan.objects:
+        s3 = session.boto_session.client("s3")
+        keys = [key for key, _ in plan.objects]
+        errors = []
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
+            batch = [{"Key": key} for key in keys[start:start + 1000]]
+            errors += s3.delete_objects(Bucket=plan.bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=plan.bucket, Prefix=plan.folder)
+        left = {o["Key"] for page in pages for o in page.get("Contents", [])} & set(keys)
+        _say(f"deleted {len(keys) - len(left)} object(s) under s3://{plan.bucket}/{plan.folder}; "
+             + ("none of them left" if not left else f"{len(left)} LEFT, e.g. {sorted(left)[0]}"))
+        if errors or left:
+            raise RuntimeError(f"some objects were not deleted: {errors[:3] or sorted(left)[:3]}")
+
+
+def teardown(session, endpoint_name: str | None = None, bucket: str | None = None, prefix: str | None = None,
+             confirm=None, dry_run: bool = False) -> Plan:
+    """Endpoint, its config and model (local: its containers), and the objects under a bucket's
+    folder. Lists them first; confirm(plan) -> bool decides (the CLI asks, or --yes); dry_run
+    only lists. Returns the plan."""
+    plan = plan_teardown(session, endpoint_name, bucket, prefix)
+    if plan.empty:
+        _say("nothing to delete")
+        return plan
+    _say("dry run, would delete:" if dry_run else "to delete:")
+    for line in plan.lines(limit=None if dry_run else 50):
+        _say(f"  {line}")
+    if dry_run:
+        return plan
+    if confirm is not None and not confirm(plan):
+        raise SystemExit("byoc-deploy: nothing deleted")
+    execute_teardown(session, plan)
+    return plan

@@ -116,12 +116,22 @@ def parse_rows(raw: bytes) -> list[list]:
         if len(row) != len(rows[0]):
             raise BadRequest(400, f"row {r} has {len(row)} columns but row 1 has {len(rows[0])}")
         for c, value in enumerate(row, start=1):
-            # bool is an int to Python, not a number to a model.
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise BadRequest(400, f"row {r}, column {c}: {json.dumps(value)[:80]} is not a number")
+            if value is not None:  # null: a missing value
+                _check_number(value, r, c)
     return rows
+
+
+def _check_number(value, r: int, c: int) -> None:
+    # bool is an int to Python, not a number to a model.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(400, f"row {r}, column {c}: {json.dumps(value)[:80]} is not a number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond what a float64 holds
+        raise BadRequest(400, f"row {r}, column {c}: an integer of {len(str(abs(value)))} digits is out of "
+                              "range for a 64-bit float") from None
+    if not finite:
+        raise BadRequest(400, f"row {r}, column {c}: {json.dumps(value)[:80]} is not a number")
 
 
 def _container_message(text: str) -> str:

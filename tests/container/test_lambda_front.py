@@ -99,6 +99,7 @@ def test_predictions_come_back(front, endpoint):
     ('{"data": [[38, 16, 4], 7]}', "row 2 is not a list"),
     ('{"data": []}', "non-empty list of rows"),
     ('{"data": [[38, 16, 4]', "not valid JSON"),
+    ('{"data": [[1%s, 16, 4]]}' % ("0" * 400), "row 1, column 1: an integer of 401 digits is out of range"),
     ("", "empty body"),
 ])
 def test_bad_bodies_get_400_before_the_endpoint(front, body, message):

@@ -125,3 +125,77 @@ def test_xgboost_hdfs_two_hosts_train_one_model_as_good_as_one_host(local, tmp_p
     assert two_hosts["f1"] >= one_host["f1"] - 0.03 and two_hosts["roc_auc"] >= one_host["roc_auc"] - 0.005
     with tarfile.open(estimator.model_data.removeprefix("file://")) as archive:
         assert sorted(archive.getnames()) == ["metadata.json", "xgboost-model"]  # saved by the first host only
+
+
+def test_local_teardown_removes_only_the_named_endpoints_containers(tmp_path, shared_data):
+    """`byoc-deploy deploy --local` in one process, `invoke` and `teardown` in others: invoke's stdout
+    is the answer alone; teardown lists and asks (refuses without a terminal), then removes the
+    endpoint's containers and leaves an unrelated container publishing port 8080 running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from support import free_port
+
+    image = build("sklearn-cpu")
+    opt_ml.prtg_csv(tmp_path / "data")
+    opt_ml.write_config(tmp_path / "data", {"features": "minutes hour day_of_week", "target": "snmpcpu_processor_1"},
+                        channels=("train", "test"))
+    trained = run_job(image, tmp_path / "data", "train")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    model = tmp_path / "model.tar.gz"
+    with tarfile.open(model, "w:gz") as archive:
+        for path in (tmp_path / "data" / "model").iterdir():
+            archive.add(path, arcname=path.name)
+
+    port, name = free_port(), f"byoc-teardown-{os.getpid()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(byoc_deploy.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+
+    def cli(*args, **kwargs):
+        return subprocess.run([sys.executable, "-m", "byoc_deploy", *args, "--local", "--local-port", str(port)],
+                              env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, **kwargs)
+
+    unrelated = f"byoc-test-unrelated-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--name", unrelated, "-p", "127.0.0.1::8080", "byoc-base:bookworm",
+                    "sleep", "600"], check=True, capture_output=True)
+    deploy = subprocess.Popen([sys.executable, "-m", "byoc_deploy", "deploy", "--local", "--local-port", str(port),
+                               "--image", image, "--model-data", str(model), "--endpoint-name", name],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert deploy.poll() is None, "byoc-deploy deploy --local exited"
+            time.sleep(0.5)
+        labelled = steps._labelled_containers(name)
+        assert len(labelled) == 1
+
+        invoked = cli("invoke", "--endpoint-name", name, "--body", "38,16,4", "--accept", "application/json")
+        assert invoked.returncode == 0, invoked.stderr
+        assert list(json.loads(invoked.stdout)) == ["predictions"]  # the answer and nothing else
+
+        refused = cli("teardown", "--endpoint-name", name)
+        assert refused.returncode != 0 and "pass --yes" in refused.stderr and labelled[0] in refused.stderr
+        assert cli("teardown", "--endpoint-name", name, "--dry-run").returncode == 0
+        assert steps._labelled_containers(name) == labelled
+
+        done = cli("teardown", "--endpoint-name", name, "--yes")
+        assert done.returncode == 0, done.stderr
+        assert steps._labelled_containers(name) == []
+        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", unrelated], capture_output=True, text=True)
+        assert running.stdout.strip() == "true"  # publishes 8080 too, and was not asked for
+        assert deploy.wait(timeout=60) is not None  # the foreground deploy ends with its endpoint
+    finally:
+        if deploy.poll() is None:
+            os.killpg(deploy.pid, signal.SIGTERM)
+            deploy.wait(timeout=30)
+        ids = [c.split()[0] for c in steps._labelled_containers(name)]
+        subprocess.run(["docker", "rm", "-f", unrelated, *ids], capture_output=True)

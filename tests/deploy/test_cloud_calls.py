@@ -3,8 +3,13 @@ to SageMaker is recorded as sent and served by moto, then checked field by field
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+import requests
 
 from support import MotoServer
 
@@ -94,9 +99,98 @@ def test_endpoint_transform_registry_and_teardown_requests(cloud):
 
 
 def test_every_step_has_help():
-    import subprocess
-    import sys
-
     for step in ("push", "train", "deploy", "invoke", "transform", "register", "teardown"):
         shown = subprocess.run([sys.executable, "-m", "byoc_deploy", step, "--help"], capture_output=True, text=True)
         assert shown.returncode == 0 and "usage: byoc-deploy" in shown.stdout
+
+
+# ---- the command line: teardown deletes what was asked, stdout carries the result alone -----------
+
+def _cli(moto, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """`python -m byoc_deploy ...` against moto, with this checkout's byoc_deploy."""
+    import byoc_deploy
+
+    env = {**os.environ, **moto.container_env,
+           "PYTHONPATH": os.pathsep.join([str(Path(byoc_deploy.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "byoc_deploy", *args], env=env, stdin=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+KEYS = ["byoc/model.tar.gz", "byoc/batch/rows.csv", "byoc-prod/model.tar.gz", "byocx.csv", "other/byoc/a.csv"]
+
+
+def _keys(moto, bucket: str = "byoc-test") -> list[str]:
+    return sorted(o["Key"] for o in moto.client("s3").list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_teardown_deletes_only_the_folder_after_listing_it(cloud):
+    """--prefix byoc is the folder byoc/: byoc-prod/ and byocx.csv stay. It lists first and deletes
+    only with --yes when nobody can answer; --dry-run deletes nothing; no prefix is refused."""
+    _, _, moto = cloud
+    s3 = moto.client("s3")
+    for key in KEYS:
+        s3.put_object(Bucket="byoc-test", Key=key, Body=key.encode())
+
+    refused = _cli(moto, "teardown", "--bucket", "byoc-test", "--prefix", "byoc")  # stdin: not a terminal
+    assert refused.returncode != 0 and "pass --yes" in refused.stderr and refused.stdout == ""
+    assert "2 object(s)" in refused.stderr and "s3://byoc-test/byoc/model.tar.gz" in refused.stderr
+    assert "byoc-prod" not in refused.stderr
+    assert _keys(moto) == sorted(KEYS)
+
+    dry = _cli(moto, "teardown", "--bucket", "byoc-test", "--prefix", "byoc", "--dry-run")
+    assert dry.returncode == 0 and "dry run" in dry.stderr and "s3://byoc-test/byoc/batch/rows.csv" in dry.stderr
+    assert _keys(moto) == sorted(KEYS)
+
+    for prefix in ([], ["--prefix", ""], ["--prefix", "/"]):
+        whole = _cli(moto, "teardown", "--bucket", "byoc-test", "--yes", *prefix)
+        assert whole.returncode != 0 and "--prefix" in whole.stderr, whole.stderr
+    assert _keys(moto) == sorted(KEYS)
+
+    done = _cli(moto, "teardown", "--bucket", "byoc-test", "--prefix", "byoc", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "deleted 2 object(s) under s3://byoc-test/byoc/; none of them left" in done.stderr and done.stdout == ""
+    assert _keys(moto) == ["byoc-prod/model.tar.gz", "byocx.csv", "other/byoc/a.csv"]
+
+
+def test_teardown_of_an_endpoint_lists_and_asks(cloud):
+    sess, _, moto = cloud
+    steps.deploy(sess, IMAGE, MODEL, endpoint_name="byoc-endpoint", role=ROLE)
+    refused = _cli(moto, "teardown", "--endpoint-name", "byoc-endpoint")
+    assert refused.returncode != 0 and "endpoint byoc-endpoint, endpoint config" in refused.stderr
+    assert [e["EndpointName"] for e in sess.sagemaker_client.list_endpoints()["Endpoints"]] == ["byoc-endpoint"]
+    missing = _cli(moto, "teardown", "--endpoint-name", "no-such-endpoint", "--yes")
+    assert missing.returncode != 0 and "no endpoint no-such-endpoint" in missing.stderr
+    done = _cli(moto, "teardown", "--endpoint-name", "byoc-endpoint", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert sess.sagemaker_client.list_endpoints()["Endpoints"] == [] and sess.sagemaker_client.list_models()["Models"] == []
+
+
+def test_invoke_prints_the_answer_alone_on_stdout(cloud):
+    """`byoc-deploy invoke ... > out` gets the endpoint's answer and nothing else: the SDK's
+    `sagemaker.config INFO` lines and our own go to stderr."""
+    _, _, moto = cloud
+    answer = '{"predictions": [{"score": 0.25, "predicted_label": 0}]}'
+    requests.post(f"{moto.url}/moto-api/static/sagemaker/endpoint-results", timeout=10, json={
+        "results": [{"Body": answer, "ContentType": "application/json"}]}).raise_for_status()
+    invoked = _cli(moto, "invoke", "--endpoint-name", "byoc-endpoint", "--body", "1,2,3", "--region", "us-east-1")
+    assert invoked.returncode == 0, invoked.stderr
+    assert invoked.stdout == answer
+    assert "sagemaker.config INFO" in invoked.stderr  # the SDK still says it; where it belongs
+
+
+def test_sessions_write_no_config_file_and_opt_out_of_telemetry(tmp_path, monkeypatch):
+    """The SDK config (telemetry opt-out) is handed to the session: no file at a fixed path in the
+    shared temp folder for anyone to swap."""
+    from sagemaker.config.config_schema import TELEMETRY_OPT_OUT_PATH
+    from sagemaker.utils import resolve_value_from_config
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("SAGEMAKER_USER_CONFIG_OVERRIDE", raising=False)
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        for local in (True, False):
+            sess = session(local=local, region="us-east-1")
+            assert resolve_value_from_config(config_path=TELEMETRY_OPT_OUT_PATH, sagemaker_session=sess) is True
+    finally:
+        tempfile.tempdir = None
+    assert list(tmp_path.iterdir()) == [] and "SAGEMAKER_USER_CONFIG_OVERRIDE" not in os.environ

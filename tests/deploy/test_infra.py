@@ -30,7 +30,7 @@ ENDPOINT = "byoc-endpoint"
 ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's default account
 REPOSITORIES = ("xgboost-hdfs", "sklearn-cpu")
 # moto 5.2.5's CloudFormation has no model for these types: it skips them (with a warning).
-MOTO_HAS_NO_MODEL = {"AWS::S3::BucketPolicy"}
+MOTO_HAS_NO_MODEL = {"AWS::S3::BucketPolicy", "AWS::ApiGateway::Stage"}
 # ... and its AWS::S3::Bucket applies only BucketEncryption and Tags, ignoring these properties.
 BUCKET_PROPERTIES_MOTO_IGNORES = ("PublicAccessBlockConfiguration", "VersioningConfiguration",
                                   "LifecycleConfiguration", "OwnershipControls")
@@ -90,15 +90,19 @@ def _code_zip(tmp: Path) -> bytes:
     return target.read_bytes()
 
 
-def _create_stack(moto: MotoServer, tmp: Path, name: str = "byoc") -> dict:
+def _parameters(values: dict) -> list[dict]:
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
+
+
+def _create_stack(moto: MotoServer, tmp: Path, name: str = "byoc", **extra_parameters: str) -> dict:
     s3, cfn = moto.client("s3"), moto.client("cloudformation")
     s3.create_bucket(Bucket="byoc-artifacts")
     code = _code_zip(tmp)
     key = f"lambda_front/handler-{hashlib.sha256(code).hexdigest()[:12]}.zip"
     s3.put_object(Bucket="byoc-artifacts", Key=key, Body=code)
-    parameters = {"EndpointName": ENDPOINT, "LambdaCodeBucket": "byoc-artifacts", "LambdaCodeKey": key}
+    parameters = {"EndpointName": ENDPOINT, "LambdaCodeBucket": "byoc-artifacts", "LambdaCodeKey": key, **extra_parameters}
     stack_id = cfn.create_stack(StackName=name, TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
-                                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])["StackId"]
+                                Parameters=_parameters(parameters))["StackId"]
     cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     described = cfn.describe_stacks(StackName=name)["Stacks"][0]
     return {"id": stack_id, "name": name, "code": code,
@@ -119,7 +123,8 @@ def _moto_state(moto: MotoServer, service: str, model: str) -> list[dict]:
 
 def test_stack_creates_every_resource_and_output(stack):
     _, created = stack
-    declared = {name: r["Type"] for name, r in _template()["Resources"].items()}
+    declared = {name: r["Type"] for name, r in _template()["Resources"].items()
+                if r.get("Condition") != "OpenToAnyone"}  # the stack's default: ApiAuthorization=AWS_IAM
     expected = {name for name, kind in declared.items() if kind not in MOTO_HAS_NO_MODEL}
     assert set(created["resources"]) - {""} == expected  # moto lists a skipped resource with no id
     assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in created["resources"].values())
@@ -241,6 +246,7 @@ def test_lambda_function(stack):
     assert (config["Runtime"], config["Handler"], config["Timeout"]) == ("python3.12", "handler.lambda_handler", 29)
     assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/byoc-front"
     assert config["Environment"]["Variables"] == {"ENDPOINT_NAME": ENDPOINT}
+    assert client.get_function_concurrency(FunctionName="byoc-front")["ReservedConcurrentExecutions"] == 10
     # The code is our zip from the artifacts bucket, byte for byte.
     assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(created["code"]).digest()).decode()
     policy = json.loads(client.get_policy(FunctionName="byoc-front")["Policy"])
@@ -264,8 +270,48 @@ def test_api_post_route_to_the_function(stack):
     assert (integration["type"], integration["httpMethod"]) == ("AWS_PROXY", "POST")
     assert integration["uri"] == (f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
                                   f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:byoc-front/invocations")
-    assert [s["stageName"] for s in apigw.get_stages(restApiId=api_id)["item"]] == ["v1"]
+    [deployment] = apigw.get_deployments(restApiId=api_id)["items"]
+    assert deployment["description"] == "POST /predict, callers sign (AWS_IAM)"
+    # moto 5.2.5 has no AWS::ApiGateway::Stage: the stage is checked as declared.
+    stage = _template()["Resources"]["ApiStage"]["Properties"]
+    assert stage["StageName"] == "StageName" and stage["MethodSettings"][0]["ThrottlingRateLimit"] == 50
     assert created["outputs"]["ApiUrl"] == f"https://{api_id}.execute-api.{REGION}.amazonaws.com/v1/predict"
+
+
+def test_auth_change_reaches_the_stage(tmp_path):
+    """ApiAuthorization NONE -> AWS_IAM must make a new deployment (the snapshot a stage serves) and
+    point the stage at it; with one fixed deployment the method changed but the stage kept serving
+    the open snapshot. moto makes the new deployment; its CloudFormation neither applies the
+    method's update nor models the stage, so those are checked as declared."""
+    with MotoServer() as moto:
+        created = _create_stack(moto, tmp_path, name="byoc-auth", ApiAuthorization="NONE")
+        cfn, apigw = moto.client("cloudformation"), moto.client("apigateway")
+        api_id = created["resources"]["Api"]["PhysicalResourceId"]
+        assert "ApiDeploymentNone" in created["resources"] and "ApiDeploymentAwsIam" not in created["resources"]
+        before = {d["id"]: d["description"] for d in apigw.get_deployments(restApiId=api_id)["items"]}
+        assert list(before.values()) == ["POST /predict, no authorization (NONE)"]
+
+        parameters = {p["ParameterKey"]: p["ParameterValue"]
+                      for p in cfn.describe_stacks(StackName="byoc-auth")["Stacks"][0]["Parameters"]}
+        cfn.update_stack(StackName="byoc-auth", TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+                         Parameters=_parameters({**parameters, "ApiAuthorization": "AWS_IAM"}))
+        cfn.get_waiter("stack_update_complete").wait(StackName="byoc-auth", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # (moto puts the update's new resources in place when the stack's resources are listed)
+        resources = {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName="byoc-auth")["StackResourceSummaries"]}
+        assert "ApiDeploymentAwsIam" in resources
+        after = {d["id"]: d["description"] for d in apigw.get_deployments(restApiId=api_id)["items"]}
+        new = {i: d for i, d in after.items() if i not in before}
+        assert list(new.values()) == ["POST /predict, callers sign (AWS_IAM)"], after
+
+    resources = _template()["Resources"]
+    iam, open_ = resources["ApiDeploymentAwsIam"], resources["ApiDeploymentNone"]
+    conditions = _template()["Conditions"]
+    assert (iam["Condition"], open_["Condition"]) == ("CallersSign", "OpenToAnyone")
+    assert conditions == {"CallersSign": ["ApiAuthorization", "AWS_IAM"], "OpenToAnyone": ["ApiAuthorization", "NONE"]}
+    assert iam["DependsOn"] == open_["DependsOn"] == "PredictPost"  # the snapshot is taken after the method changed
+    assert "StageName" not in iam["Properties"] and "StageName" not in open_["Properties"]  # the stage is ApiStage's
+    assert resources["ApiStage"]["Properties"]["DeploymentId"] == ["CallersSign", "ApiDeploymentAwsIam", "ApiDeploymentNone"]
+    assert resources["PredictPost"]["Properties"]["AuthorizationType"] == "ApiAuthorization"
 
 
 def test_delete_stack(tmp_path):
@@ -344,6 +390,9 @@ def _answer(result: dict) -> tuple[int, dict]:
     ('{"instances": [[38, true, 4]]}', 400, "row 1, column 2: true is not a number"),
     ('[[38, 16, 4], [1, 2, [3]]]', 400, "row 2, column 3: [3] is not a number"),
     ('[[1e999, 16, 4]]', 400, "row 1, column 1"),
+    # an integer float64 cannot hold (math.isfinite raised OverflowError: a 502 before)
+    ('{"data": [[1, 2], [3, 1%s]]}' % ("0" * 400), 400, "row 2, column 2: an integer of 401 digits is out of range"),
+    ('[[-1%s]]' % ("0" * 310), 400, "row 1, column 1: an integer of 311 digits is out of range"),
 ])
 def test_handler_refuses_bad_bodies(handler, body, status, message):
     code, document = _answer(handler.lambda_handler(api_event(body)))
