@@ -42,6 +42,7 @@ CONTENT_TYPES = {
 # from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900).
 # Raw logs are streamed and only per-block counts stay. libsvm is sparse: counted by its entries.
 MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, PARQUET: 3}
+_LABEL_NAMES = ("Normal", "Anomaly")
 _LOG_LINE = re.compile(r"\d{6} \d{6} \d+ [A-Z]+ ")  # an HDFS_v1 line: date, time, pid, level
 
 
@@ -169,8 +170,11 @@ def match_widths(widths: list[int], *datasets: Dataset | None) -> None:
 
 # Raw logs -------------------------------------------------------------------------------------
 
-def _read_labels(path: Path) -> dict[str, int]:
-    labels = {}
+def _read_labels(path: Path, labels: dict[str, int], earlier: list[Path]) -> None:
+    """Adds the file's rows to `labels` (block id -> 0 or 1); `earlier` are the label files read before.
+    A block listed again with the same label is accepted (label files put together); with the other
+    label it is an error naming both lines."""
+    rows = repeats = 0
     with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -183,10 +187,30 @@ def _read_labels(path: Path) -> dict[str, int]:
             if len(row) != 2 or row[1].strip() not in ("Normal", "Anomaly"):
                 raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found "
                                 f"{','.join(row)!r}; fix or remove that line")
-            labels[row[0].strip()] = int(row[1].strip() == "Anomaly")
-    if not labels:
+            block, label = row[0].strip(), int(row[1].strip() == "Anomaly")
+            rows += 1
+            if block in labels:
+                if labels[block] != label:
+                    raise DataError(f"block {block} has two labels: {_LABEL_NAMES[labels[block]]} at "
+                                    f"{_label_row([*earlier, path], block)} and {_LABEL_NAMES[label]} at {path.name}, "
+                                    f"line {number}; keep the right one and remove the other")
+                repeats += 1
+                continue
+            labels[block] = label
+    if not rows:
         raise DataError(f"{path.name} has no labels; it must list 'BlockId,Label' rows")
-    return labels
+    if repeats:
+        log.warning("%s: %d block(s) listed more than once with the same label; each counts once", path.name, repeats)
+
+
+def _label_row(paths: list[Path], block: str) -> str:
+    """'file, line N' of a block's first row (read again only on this error path)."""
+    for path in paths:
+        with open_text(path) as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if row and row[0].strip() == block:
+                    return f"{path.name}, line {number}"
+    return "an unknown line"
 
 
 def _check_gzips(paths: list[Path]) -> None:
@@ -201,8 +225,8 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
         raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them: add it"
                         f" (with sharded logs, give {LABEL_FILE} its own replicated '{LABELS_CHANNEL}' channel)")
     labels: dict[str, int] = {}
-    for path in label_files:
-        labels.update(_read_labels(path))
+    for number, path in enumerate(label_files):
+        _read_labels(path, labels, label_files[:number])
     logs = [f for f in files if f.name != LABEL_FILE]
     if not logs:
         raise DataError(f"channel '{channel}' has {LABEL_FILE} but no log files")
