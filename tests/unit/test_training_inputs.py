@@ -98,7 +98,7 @@ def _csv_tree(root, hdfs_rows):
 
 def test_libsvm_memory_is_estimated_from_its_entries(hdfs_rows, tmp_path):
     from xgboost_hdfs import libsvm
-    from xgboost_hdfs.data import memory_needed
+    from xgboost_hdfs.data import TRAINING_BASE, memory_needed
 
     root = _libsvm_tree(tmp_path, hdfs_rows, f"{WIDE}:1", validation=False)
     path = root / "input" / "data" / "train" / "data.libsvm"
@@ -108,7 +108,8 @@ def test_libsvm_memory_is_estimated_from_its_entries(hdfs_rows, tmp_path):
         packed.write(plain.read().rstrip(b"\n"))  # no newline at the end: the last row still counts
     path.unlink()
     assert libsvm.count(path.with_suffix(".gz")) == (len(labels), features.nnz)
-    assert memory_needed(TrainingEnv.load(root), "train") == len(labels) * libsvm.ROW_BYTES + features.nnz * libsvm.ENTRY_BYTES
+    expected = TRAINING_BASE + len(labels) * libsvm.ROW_BYTES + features.nnz * libsvm.ENTRY_BYTES
+    assert memory_needed(TrainingEnv.load(root), "train") == expected
     assert libsvm.width_memory(WIDE + 1, threads=2) == (WIDE + 1) * (libsvm.FEATURE_BYTES + 2 * libsvm.THREAD_FEATURE_BYTES)
 
 
