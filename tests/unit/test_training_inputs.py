@@ -88,6 +88,22 @@ def test_libsvm_widths_follow_the_widest_file_channel_and_host(hdfs_rows, tmp_pa
         match_widths([31, 40], dense)
 
 
+def test_hosts_split_sparse_rows_and_agree_on_one_width(hdfs_rows, tmp_path):
+    from xgboost_hdfs.data import load_channel, match_widths
+    from xgboost_hdfs.logparse import TemplateMatcher
+
+    root = _libsvm_tree(tmp_path, hdfs_rows, f"{WIDE}:1", validation=False)  # index 65,535 in the first half
+    hosts = {"hosts": ["algo-1", "algo-2"]}
+    parts = [load_channel(TrainingEnv(root=root, input_data_config={"train": {}},
+                                      resource_config={**hosts, "current_host": host}), "train", TemplateMatcher())
+             for host in hosts["hosts"]]
+    whole = _load(root)
+    assert [p.features.shape[1] for p in parts] == [WIDE + 1, WIDE + 1]  # the rows split, the file's width stays
+    assert (sp.vstack([p.features for p in parts]) != whole.features).nnz == 0
+    match_widths([WIDE + 1, 70000], *parts)
+    assert all(sp.isspmatrix_csr(p.features) and p.features.shape[1] == 70000 for p in parts)
+
+
 def _csv_tree(root, hdfs_rows):
     folder = root / "input" / "data" / "train"
     folder.mkdir(parents=True)
