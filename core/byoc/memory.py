@@ -5,9 +5,13 @@ so training estimates what its input needs from the file sizes before loading an
 """
 from __future__ import annotations
 
+import logging
+import resource
 from pathlib import Path
 
 from .errors import DataError
+
+log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFLATE_MAX_RATIO = 1032  # deflate never expands more than this: caps a damaged gzip trailer
@@ -74,8 +78,26 @@ def loaded_size(path: Path) -> int:
 def require(needed: int, what: str) -> None:
     """Refuse before loading when `needed` bytes (an estimate) exceed what the container has left."""
     free = available_memory()
+    log.info("memory: %s needs about %d MiB on top of the %d MiB in use; %s MiB free", what, needed // MIB,
+             resident() // MIB, "unknown" if free is None else max(free, 0) // MIB)
     if free is not None and needed > free:
         raise DataError(
             f"{what} needs about {needed // MIB} MiB of memory but this container has {max(free, 0) // MIB} MiB free; "
             "use an instance type with more memory, or train on less data (fewer or smaller files)"
         )
+
+
+def resident() -> int:
+    """Bytes this process holds in memory now (0 where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def peak() -> int:
+    """The most bytes this process has held in memory at once."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import memory
 from .errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -372,5 +373,5 @@ def _run(train: Callable[[TrainingEnv], None], env: TrainingEnv) -> int:
         traceback.print_exc()
         write_failure(env, f"internal error {type(exc).__name__}: {exc} (see the job's log for the traceback)")
         return 2
-    log.info("training finished; model in %s", env.model_dir)
+    log.info("training finished; model in %s; peak memory %d MiB", env.model_dir, memory.peak() // memory.MIB)
     return 0

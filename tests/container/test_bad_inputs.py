@@ -246,6 +246,24 @@ def _x_label_value(root):
     path.write_text("\n".join(lines) + "\n")
 
 
+def _x_conflicting_labels(root):
+    path = raw_logs(root) / "anomaly_label.csv"
+    lines = path.read_text().splitlines()
+    block, label = lines[4].split(",")  # line 5
+    lines.insert(9, f"{block},{'Normal' if label == 'Anomaly' else 'Anomaly'}")  # line 10
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _x_parquet_validation_column(root):
+    import pandas as pd
+
+    columns = ["label", *(f"E{i}" for i in range(1, 31)), "unmatched"]
+    frame = pd.DataFrame([list(map(float, r.split(","))) for r in _feature_rows()], columns=columns)
+    frame.to_parquet(_channel(root) / "train.parquet")
+    frame[[c for c in reversed(columns) if c != "E7"]].to_parquet(_channel(root, "validation") / "validation.parquet")
+    opt_ml.write_config(root, channels=("train", "validation"))
+
+
 def _x_hyperparameters(values):
     return lambda root: feature_csv(root, hyperparameters=values)
 
@@ -274,6 +292,13 @@ def _x_libsvm(root):
     rows = [" ".join([r.split(",")[0], *(f"{i}:{v}" for i, v in enumerate(r.split(",")[1:]) if v != "0")])
             for r in _feature_rows()]
     rows[1] = rows[1] + " 7=3"
+    feature_csv(root, rows, name="features.libsvm")
+
+
+def _x_libsvm_too_wide(root):
+    rows = [" ".join([r.split(",")[0], *(f"{i}:{v}" for i, v in enumerate(r.split(",")[1:]) if v != "0")])
+            for r in _feature_rows()]
+    rows[2] += " 1048576:1"
     feature_csv(root, rows, name="features.libsvm")
 
 
@@ -318,7 +343,13 @@ XGBOOST = [
     Case("validation-width", _x_validation_width, ("validation has 30 features", "train has 31", "same columns")),
     Case("unsupported-content-type", _x_content_type, ("'application/json'", "not supported", "text/csv")),
     Case("hyperparameters-json", _x_bad_json, ("hyperparameters.json", "line 1, column", "fix the file")),
-    Case("libsvm-token", _x_libsvm, ("features.libsvm", "row 2", "'7=3'", "index:value")),
+    Case("libsvm-token", _x_libsvm, ("features.libsvm, line 2", "'7=3'", "index:value")),
+    Case("libsvm-index-over-2^20", _x_libsvm_too_wide,
+         ("features.libsvm, line 3", "feature index 1048576 is too large", "1,048,576 features", "renumber")),
+    Case("conflicting-labels", _x_conflicting_labels,
+         ("anomaly_label.csv, line 5", "anomaly_label.csv, line 10", "has two labels", "blk_", "keep the right one")),
+    Case("parquet-validation-without-a-column", _x_parquet_validation_column,
+         ("validation.parquet", "lacks column(s) ['E7']", "the train channel", "in any order")),
     Case("more-memory-than-the-instance", _x_too_big, ("MiB of memory", "MiB free", "more memory"),
          docker_args=("--memory", "300m")),
 ]
@@ -420,6 +451,26 @@ def _s_bad_time(root):
     _edit_parquet(prtg_raw(root), 77, "ts", "yesterday")
 
 
+def _s_time_as_small_numbers(root):
+    """Minutes since the first reading: numbers, but no Unix time."""
+    import pandas as pd
+
+    path = prtg_raw(root)
+    frame = pd.read_parquet(path)
+    frame["ts"] = (frame.ts - frame.ts.min()).dt.total_seconds() // 60
+    frame.to_parquet(path)
+
+
+def _s_times_within_a_second(root):
+    """Epoch seconds once taken for nanoseconds (pd.to_datetime's default): every row in 1970's first seconds."""
+    import pandas as pd
+
+    path = prtg_raw(root)
+    frame = pd.read_parquet(path)
+    frame["ts"] = pd.to_datetime(frame.ts.astype("datetime64[ns]").astype("int64") // 10**9)
+    frame.to_parquet(path)
+
+
 def _s_text_column(root):
     train, test = prtg_table(root, {"target": TARGET})
     for path in (train, test):
@@ -493,6 +544,10 @@ SKLEARN = [
     Case("missing-target-cell", _s_empty_target_cell, ("train.csv, line 42", f"'{TARGET}'", "an empty cell", "fix or remove")),
     Case("infinite-target", _s_infinite_target, (f"{PRTG.name}, row 1000", f"'{TARGET}'", "inf", "fix or remove")),
     Case("not-a-timestamp", _s_bad_time, (f"{PRTG.name}, row 77", "'ts'", "'yesterday'", "not a timestamp")),
+    Case("numbers-not-unix-times", _s_time_as_small_numbers,
+         (f"{PRTG.name}, row 1", "'ts'", "0.0 is not a timestamp", "Unix time")),
+    Case("constant-time-features", _s_times_within_a_second,
+         ("column 'ts'", "span only 1970-01-01", "all constant", "Unix times")),
     Case("text-column", _s_text_column, ("train.csv, line 2", "'site'", "'berlin'", "leave the column out")),
     Case("columns-across-files", _s_columns_across_files, ("more.csv", "'hours'", "same columns")),
     Case("ragged-csv", _s_ragged_csv, ("train.csv", "line 7", "not readable CSV", "as many cells as the header")),
@@ -528,14 +583,21 @@ def _run_all(image: str, cases: list[Case], base: Path) -> dict:
         return dict(pool.map(one, cases))
 
 
-@pytest.fixture(scope="module")
-def xgboost_jobs(tmp_path_factory, shared_data):
-    return _run_all(build("xgboost-hdfs"), XGBOOST, tmp_path_factory.mktemp("bad-xgboost"))
+def _selected(request, cases: list[Case]) -> list[Case]:
+    """The cases this session runs (all, or those picked with -k): no container for the others."""
+    picked = {item.callspec.params["case"].id for item in request.session.items
+              if hasattr(item, "callspec") and item.callspec.params.get("case") in cases}
+    return [case for case in cases if case.id in picked]
 
 
 @pytest.fixture(scope="module")
-def sklearn_jobs(tmp_path_factory, shared_data):
-    return _run_all(build("sklearn-cpu"), SKLEARN, tmp_path_factory.mktemp("bad-sklearn"))
+def xgboost_jobs(request, tmp_path_factory, shared_data):
+    return _run_all(build("xgboost-hdfs"), _selected(request, XGBOOST), tmp_path_factory.mktemp("bad-xgboost"))
+
+
+@pytest.fixture(scope="module")
+def sklearn_jobs(request, tmp_path_factory, shared_data):
+    return _run_all(build("sklearn-cpu"), _selected(request, SKLEARN), tmp_path_factory.mktemp("bad-sklearn"))
 
 
 def _check(jobs: dict, case: Case) -> None:

@@ -44,3 +44,12 @@ def test_require_refuses_more_than_the_machine_has():
     memory.require(1 << 20, "a small load")
     with pytest.raises(DataError, match=r"a huge load needs about \d+ MiB of memory .* more memory"):
         memory.require(1 << 60, "a huge load")
+
+
+def test_resident_and_peak_memory_are_this_process_s(caplog):
+    import logging
+
+    assert 0 < memory.resident() <= memory.peak()
+    with caplog.at_level(logging.INFO, logger="byoc.memory"):
+        memory.require(3 << 20, "a small load")
+    assert "a small load needs about 3 MiB on top of the " in caplog.text and "MiB free" in caplog.text

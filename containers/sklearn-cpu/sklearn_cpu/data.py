@@ -62,12 +62,51 @@ def _shown(value) -> str:
     return "an empty cell" if pd.isna(value) else str(value)
 
 
-def require_times(frame: pd.DataFrame, column: str, where: Where) -> None:
-    stamps = pd.to_datetime(frame[column], errors="coerce")
-    bad = np.flatnonzero(stamps.isna().to_numpy())
+# Unix times as numbers, told apart by size: seconds since 1970 pass 1e8 in 1973 and stay below 1e11
+# until the year 5138; milliseconds, microseconds and nanoseconds are 1,000, 10^6 and 10^9 times more.
+EPOCH_UNITS = ("s", "ms", "us", "ns")
+_EPOCH_LOWEST = np.array([1e8, 1e11, 1e14, 1e17])
+
+
+def epoch_unit(values: np.ndarray) -> np.ndarray:
+    """Each number's unit as an index into EPOCH_UNITS, -1 below 1e8 (no Unix time since 1973)."""
+    return np.searchsorted(_EPOCH_LOWEST, values, side="right") - 1
+
+
+def to_times(values: pd.Series, column: str, where: Where | None = None) -> pd.Series:
+    """A column as timestamps: datetimes as they are, text parsed, numbers as Unix times in the unit
+    their size says (seconds, ms, us or ns; pandas alone would take every number for nanoseconds).
+    Cells that are no timestamp are an error naming the row (`where`) and the column."""
+    where = where or (lambda row: f"row {row + 1}")
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not numeric:
+        stamps = pd.to_datetime(values, errors="coerce")
+        bad = np.flatnonzero(stamps.isna().to_numpy())
+        if bad.size:
+            raise DataError(f"{where(int(bad[0]))}, column {column!r}: {_shown(values.iloc[bad[0]])} is not a "
+                            "timestamp; write times such as '2021-06-01 00:00:26', or fix or remove that row")
+        return stamps
+    numbers = values.to_numpy(dtype=float)
+    units = np.where(np.isfinite(numbers), epoch_unit(numbers), -1)
+    bad = np.flatnonzero(units < 0)
     if bad.size:
-        raise DataError(f"{where(int(bad[0]))}, column {column!r}: {_shown(frame[column].iloc[bad[0]])} is not a "
-                        "timestamp; write times such as '2021-06-01 00:00:26', or fix or remove that row")
+        raise DataError(f"{where(int(bad[0]))}, column {column!r}: {_shown(values.iloc[bad[0]])} is not a timestamp: "
+                        "a number there is a Unix time (seconds, ms, us or ns since 1970; at least 1e8 s), "
+                        "or write times such as '2021-06-01 00:00:26'")
+    other = np.flatnonzero(units != units[0])
+    if other.size:
+        raise DataError(f"{where(int(other[0]))}, column {column!r}: {_shown(values.iloc[other[0]])} is a Unix time in "
+                        f"{EPOCH_UNITS[units[other[0]]]} but {where(0)} holds {_shown(values.iloc[0])} in "
+                        f"{EPOCH_UNITS[units[0]]}; write every time in one unit")
+    unit = EPOCH_UNITS[units[0]]
+    log.info("column %r: numbers read as Unix times in %s (%s is %s)", column, unit, _shown(values.iloc[0]),
+             pd.to_datetime(values.iloc[0], unit=unit))
+    # The column's own integers, not floats: nanoseconds beyond 2^53 would lose their last digits.
+    return pd.Series(pd.to_datetime(values.to_numpy(), unit=unit), index=values.index, name=values.name)
+
+
+def require_times(frame: pd.DataFrame, column: str, where: Where) -> None:
+    to_times(frame[column], column, where)
 
 
 def load_channel(env: TrainingEnv, channel: str, required: bool = True,

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from byoc import codecs, memory
 from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError, RequestError
 from byoc.training import GZIP_ERRORS, TrainingEnv, check_gzip, damaged_gzip, open_text
 
+from . import libsvm
 from .logparse import LogFormatError, TemplateMatcher
 from .rawlogs import TruncatedFile, count_files
 
@@ -37,19 +39,24 @@ CONTENT_TYPES = {
     "text/x-hdfs-log": RAW_LOGS,
 }
 # Bytes of memory per byte of input while training (the text, its lines, the matrix, XGBoost's copy),
-# from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900;
-# libsvm rows go through Python dicts: 29x). Raw logs are streamed and only per-block counts stay.
-MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, codecs.LIBSVM: 30, PARQUET: 3}
+# from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900).
+# Raw logs are streamed and only per-block counts stay. libsvm is sparse: counted by its entries.
+MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, PARQUET: 3}
+# XGBoost's own use in any job, whatever its input: its threads, first allocations and the modules
+# loaded as training starts (48 MiB measured in the container, for 300 KB of CSV or of libsvm).
+TRAINING_BASE = 48 * memory.MIB
+_LABEL_NAMES = ("Normal", "Anomaly")
 _LOG_LINE = re.compile(r"\d{6} \d{6} \d+ [A-Z]+ ")  # an HDFS_v1 line: date, time, pid, level
 
 
 @dataclass
 class Dataset:
-    features: np.ndarray
+    features: np.ndarray | sp.csr_matrix  # CSR for libsvm: sparse data stays sparse
     labels: np.ndarray
-    feature_names: list[str]
+    feature_names: list[str] | None  # None for libsvm: its columns are just numbered
     source: str  # RAW_LOGS or the feature file format
     report: dict = field(default_factory=dict)
+    label_column: str | None = None  # parquet: the label's column name
 
 
 @dataclass(frozen=True)
@@ -111,16 +118,23 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path], label_files
 
 
 def memory_needed(env: TrainingEnv, channel: str) -> int:
-    """Estimated bytes that loading a channel takes, from its files' sizes (0 without the channel)."""
+    """Estimated bytes that loading a channel takes, from its files' sizes or libsvm entries (0 without the
+    channel); the train channel's includes TRAINING_BASE."""
     files = env.channel_files(channel, required=False)
     if not files:
         return 0
+    base = TRAINING_BASE if channel == "train" else 0
     labels = [f for f in env.channel_files(LABELS_CHANNEL, required=False) if f.name == LABEL_FILE]
-    factor = MEMORY_FACTOR[detect_format(env, channel, files, labels)]
-    return int(sum(memory.loaded_size(f) for f in files) * factor)
+    kind = detect_format(env, channel, files, labels)
+    if kind == codecs.LIBSVM:
+        return base + sum(libsvm.memory_needed(f) for f in files)
+    return base + int(sum(memory.loaded_size(f) for f in files) * MEMORY_FACTOR[kind])
 
 
-def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True) -> Dataset | None:
+def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True,
+                 like: Dataset | None = None) -> Dataset | None:
+    """A channel's rows; with `like` (the train channel, when loading validation) its columns are the
+    train channel's: parquet columns matched by name, libsvm widths made equal (both widened)."""
     files = env.channel_files(channel, required=required)
     if not files:
         return None
@@ -133,7 +147,10 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
     if share.splits_files(files):
         files = files[share.rank::share.size]
         share = Share()
-    dataset = _load_parquet(files) if kind == PARQUET else _load_feature_text(files, kind)
+    like = like if like is not None and like.source == kind else None  # another format: train.py says so
+    dataset = _load_parquet(files, like) if kind == PARQUET else _load_feature_text(files, kind)
+    if like is not None and kind == codecs.LIBSVM:
+        match_widths([], dataset, like)
     if not share.whole:
         part = share.rows(len(dataset.labels))
         dataset.features, dataset.labels = dataset.features[part], dataset.labels[part]
@@ -143,10 +160,26 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
     return dataset
 
 
+def match_widths(widths: list[int], *datasets: Dataset | None) -> None:
+    """Make sparse datasets as wide as the widest of them and of `widths` (each host's train width),
+    widened with missing values; dense ones of different widths are an error."""
+    sparse = [d for d in datasets if d is not None and d.source == codecs.LIBSVM]
+    if sparse:
+        width = max([*widths, *(d.features.shape[1] for d in sparse)])
+        for dataset in sparse:
+            dataset.features = _widened(dataset.features, width)
+    elif len(set(widths)) > 1:
+        raise DataError(f"the hosts' shares of the train channel have different widths {sorted(set(widths))}; "
+                        "every training file needs the same columns")
+
+
 # Raw logs -------------------------------------------------------------------------------------
 
-def _read_labels(path: Path) -> dict[str, int]:
-    labels = {}
+def _read_labels(path: Path, labels: dict[str, int], earlier: list[Path]) -> None:
+    """Adds the file's rows to `labels` (block id -> 0 or 1); `earlier` are the label files read before.
+    A block listed again with the same label is accepted (label files put together); with the other
+    label it is an error naming both lines."""
+    rows = repeats = 0
     with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -159,10 +192,30 @@ def _read_labels(path: Path) -> dict[str, int]:
             if len(row) != 2 or row[1].strip() not in ("Normal", "Anomaly"):
                 raise DataError(f"{path.name}, line {number}: expected '<block id>,Normal|Anomaly', found "
                                 f"{','.join(row)!r}; fix or remove that line")
-            labels[row[0].strip()] = int(row[1].strip() == "Anomaly")
-    if not labels:
+            block, label = row[0].strip(), int(row[1].strip() == "Anomaly")
+            rows += 1
+            if block in labels:
+                if labels[block] != label:
+                    raise DataError(f"block {block} has two labels: {_LABEL_NAMES[labels[block]]} at "
+                                    f"{_label_row([*earlier, path], block)} and {_LABEL_NAMES[label]} at {path.name}, "
+                                    f"line {number}; keep the right one and remove the other")
+                repeats += 1
+                continue
+            labels[block] = label
+    if not rows:
         raise DataError(f"{path.name} has no labels; it must list 'BlockId,Label' rows")
-    return labels
+    if repeats:
+        log.warning("%s: %d block(s) listed more than once with the same label; each counts once", path.name, repeats)
+
+
+def _label_row(paths: list[Path], block: str) -> str:
+    """'file, line N' of a block's first row (read again only on this error path)."""
+    for path in paths:
+        with open_text(path) as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if row and row[0].strip() == block:
+                    return f"{path.name}, line {number}"
+    return "an unknown line"
 
 
 def _check_gzips(paths: list[Path]) -> None:
@@ -177,8 +230,8 @@ def _load_raw_logs(channel: str, files: list[Path], extra_label_files: list[Path
         raise DataError(f"channel '{channel}' holds raw logs but no {LABEL_FILE} (BlockId,Label) beside them: add it"
                         f" (with sharded logs, give {LABEL_FILE} its own replicated '{LABELS_CHANNEL}' channel)")
     labels: dict[str, int] = {}
-    for path in label_files:
-        labels.update(_read_labels(path))
+    for number, path in enumerate(label_files):
+        _read_labels(path, labels, label_files[:number])
     logs = [f for f in files if f.name != LABEL_FILE]
     if not logs:
         raise DataError(f"channel '{channel}' has {LABEL_FILE} but no log files")
@@ -236,6 +289,8 @@ def _first_mention(logs: list[Path], block_id: str) -> str:
 
 def _load_feature_text(files: list[Path], kind: str) -> Dataset:
     """CSV (label first, no header) or libsvm (label first, index:value)."""
+    if kind == codecs.LIBSVM:
+        return _load_libsvm(files)
     parts, labels = [], []
     for path in files:
         try:
@@ -246,34 +301,43 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
         if not body.strip():
             raise DataError(f"{path.name} is empty; remove it from the channel or upload its data again")
         try:
-            if kind == codecs.CSV:
-                matrix = codecs.decode_csv(body)
-                label, features = matrix[:, 0], matrix[:, 1:]
-            else:
-                lines = [line for line in body.decode().splitlines() if line.strip()]
-                label = np.array([_cell_label(line.split(None, 1)[0], path, n) for n, line in enumerate(lines, 1)],
-                                 dtype=np.float32)
-                features = codecs.decode_libsvm(body)
+            matrix = codecs.decode_csv(body)
         except RequestError as exc:
-            raise DataError(f"{path.name}: {exc}{_hint(str(exc), kind)}") from None
+            raise DataError(f"{path.name}: {exc}{_hint(str(exc))}") from None
+        label, features = matrix[:, 0], matrix[:, 1:]
         _check_finite(features, path)
         parts.append((path, features))
         labels.append(_check_labels(label, path))
     width = max(f.shape[1] for _, f in parts)
-    if kind == codecs.CSV:
-        for path, features in parts:
-            if features.shape[1] != width:
-                raise DataError(f"{path.name} has {features.shape[1] + 1} columns but other files have {width + 1}; "
-                                "every training file needs the same columns")
-    else:  # libsvm rows are sparse: pad narrower files with missing values
-        parts = [(p, np.pad(f, ((0, 0), (0, width - f.shape[1])), constant_values=np.nan)) for p, f in parts]
+    for path, features in parts:
+        if features.shape[1] != width:
+            raise DataError(f"{path.name} has {features.shape[1] + 1} columns but other files have {width + 1}; "
+                            "every training file needs the same columns")
     features = np.concatenate([f for _, f in parts])
     return Dataset(features, np.concatenate(labels), [f"f{i}" for i in range(width)], kind)
 
 
-def _hint(problem: str, kind: str) -> str:
-    if kind != codecs.CSV:
-        return "; write each row as '<label> <index>:<value> ...' with 0-based indices"
+def _load_libsvm(files: list[Path]) -> Dataset:
+    """Sparse rows stay sparse; narrower files are widened (an absent entry is missing). No feature
+    names: XGBoost's per-round checks of 65,536 names cost more than the training (13.7 s against 2.8)."""
+    parts = [libsvm.read(path) for path in files]
+    for path, (labels, _) in zip(files, parts):
+        _check_labels(labels, path)
+    width = max(features.shape[1] for _, features in parts)
+    memory.require(libsvm.width_memory(width), f"training on {width:,} libsvm features (the widest index + 1)")
+    matrices = [_widened(features, width) for _, features in parts]
+    features = matrices[0] if len(matrices) == 1 else sp.vstack(matrices, format="csr")
+    return Dataset(features, np.concatenate([labels for labels, _ in parts]), None, codecs.LIBSVM)
+
+
+def _widened(features: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    """The same rows `width` columns wide (the new columns hold no entries: missing values)."""
+    if features.shape[1] != width:
+        features.resize((features.shape[0], width))
+    return features
+
+
+def _hint(problem: str) -> str:
     if " columns but " in problem:
         return "; every row needs the same number of cells: fix or remove that row"
     if problem.startswith("row 1, column"):
@@ -292,34 +356,39 @@ def _check_finite(features: np.ndarray, path: Path, names: list | None = None) -
                         "or leave the value empty (NaN) for a missing value")
 
 
-def _cell_label(token: str, path: Path, line: int) -> float:
-    try:
-        return float(token)
-    except ValueError:
-        raise DataError(f"{path.name}, line {line}: label {token!r} is not a number") from None
-
-
-def _load_parquet(files: list[Path]) -> Dataset:
+def _load_parquet(files: list[Path], like: Dataset | None) -> Dataset:
+    """Columns are matched by name: each file's (and a validation channel's) in the first one's order."""
     import pandas as pd
 
     frames = [read_parquet(path) for path in files]
-    columns = list(frames[0].columns)
-    for path, frame in zip(files, frames):
-        if list(frame.columns) != columns:
-            raise DataError(f"{path.name} has columns {list(frame.columns)} but {files[0].name} has {columns}; "
-                            "every training file needs the same columns")
-    label = "label" if "label" in columns else columns[0]
-    feature_columns = [c for c in columns if c != label]
-    for path, frame in zip(files, frames):
-        for column in columns:
+    if like is not None:  # validation: the train channel's label and features
+        label, names, origin = like.label_column, like.feature_names, "the train channel"
+    else:
+        first = [str(c) for c in frames[0].columns]
+        label = "label" if "label" in first else first[0]
+        names, origin = [c for c in first if c != label], files[0].name
+    for index, (path, frame) in enumerate(zip(files, frames)):
+        frame.columns = [str(c) for c in frame.columns]
+        _check_columns(path, list(frame.columns), [label, *names], origin)
+        for column in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
                 raise DataError(f"{path.name}: column {column!r} is {frame[column].dtype}, not numeric; "
                                 "store every feature and the label as numbers")
+        frames[index] = frame = frame[[label, *names]]  # the reference's order
         _check_labels(frame[label].to_numpy(dtype=np.float32), path, f"column {label!r}")
-        _check_finite(frame[feature_columns].to_numpy(dtype=np.float32), path, feature_columns)
+        _check_finite(frame[names].to_numpy(dtype=np.float32), path, names)
     frame = pd.concat(frames, ignore_index=True)
-    features = frame[feature_columns].to_numpy(dtype=np.float32)
-    return Dataset(features, frame[label].to_numpy(dtype=np.float32), [str(c) for c in feature_columns], PARQUET)
+    return Dataset(frame[names].to_numpy(dtype=np.float32), frame[label].to_numpy(dtype=np.float32), names, PARQUET,
+                   label_column=label)
+
+
+def _check_columns(path: Path, found: list[str], expected: list[str], origin: str) -> None:
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    if missing or extra:
+        problems = ([f"lacks column(s) {missing}"] if missing else []) + ([f"has column(s) {extra}"] if extra else [])
+        raise DataError(f"{path.name} {' and '.join(problems)} unlike {origin} (columns {expected}); every file "
+                        "of the train and validation channels needs the same columns, in any order")
 
 
 def _check_labels(labels: np.ndarray, path: Path, where: str = "the first column") -> np.ndarray:

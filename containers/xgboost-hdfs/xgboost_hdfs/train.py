@@ -16,7 +16,7 @@ from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv, stop_signal
 
 from . import checkpoints
-from .data import RAW_LOGS, Dataset, load_channel, memory_needed
+from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed
 from .distributed import Cluster
 from .evaluation import best_f1_threshold, evaluate
 from .logparse import TemplateMatcher, load_templates
@@ -122,7 +122,7 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     memory.require(memory_needed(env, "train") + memory_needed(env, "validation"),
                    "loading the train and validation channels")
     train_set = load_channel(env, "train", matcher)
-    validation = load_channel(env, "validation", matcher, required=False)
+    validation = load_channel(env, "validation", matcher, required=False, like=train_set)
     _check_compatible(train_set, validation)
     if hp["early_stopping_rounds"] and validation is None:
         raise DataError("early_stopping_rounds needs a 'validation' channel; add one, or leave early_stopping_rounds out")
@@ -136,10 +136,7 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
         cluster.agree(problem)  # raises here, and on the other hosts in their agree(None)
         raise
     cluster.agree(None)
-    widths = set(cluster.gather(train_set.features.shape[1]))
-    if len(widths) > 1:
-        raise DataError(f"the hosts' shares of the train channel have different widths {sorted(widths)}; "
-                        "every training file needs the same columns")
+    match_widths(cluster.gather(train_set.features.shape[1]), train_set, validation)
     positives, rows = cluster.total([train_set.labels.sum(), len(train_set.labels)])
     if positives == 0 or positives == rows:
         raise DataError(f"the train channel has only one class ({int(positives)} of {int(rows)} rows are 1); "
