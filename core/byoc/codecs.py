@@ -2,6 +2,9 @@
 
 Every decoder is strict: a ragged row, a non-numeric cell or a wrong column count is a
 RequestError that names the row (1-based) and column (1-based), never a silent fix-up.
+Line-based bodies are split on "\n" (and "\r\n") only, never on the other characters
+str.splitlines() takes as line ends (\x1c-\x1e, \x85, \u2028, ...). Decoders give the dtype the
+runtime asks for: float32 for XGBoost (it converts to float32 anyway), float64 for scikit-learn.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import json
 import math
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -48,6 +51,17 @@ def _text(body: bytes) -> str:
         raise RequestError(f"body is not UTF-8 text (byte {exc.start})") from None
 
 
+def body_lines(body: bytes) -> list[str]:
+    """The lines of an HTTP body: split on "\n", a "\r" before it dropped, no last empty line."""
+    text = _text(body)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _require_body(body: bytes) -> None:
     if not body or not body.strip():
         raise RequestError("empty request body: send at least one row")
@@ -80,7 +94,7 @@ def _check_width(widths: Sequence[int], expected: int | None) -> int:
     return width
 
 
-# Decoders: bytes -> float32 matrix -------------------------------------------------------------
+# Decoders: bytes -> float matrix ----------------------------------------------------------------
 
 class Distinct(NamedTuple):
     """Values for a payload's distinct rows (first-seen order), and each row's index among them.
@@ -94,13 +108,13 @@ class Distinct(NamedTuple):
     inverse: np.ndarray | None
 
 
-def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None) -> Distinct:
-    """The distinct rows of a CSV body as a checked float32 matrix (finite values only)."""
+def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> Distinct:
+    """The distinct rows of a CSV body as a checked matrix of `dtype` (finite values only)."""
     lines, distinct = _body_lines(body)
     expected = len(feature_names) if feature_names else None
-    matrix = _parse_csv_fast(list(distinct), expected)
+    matrix = _parse_csv_fast(list(distinct), expected, dtype)
     if matrix is None:  # something to name: the strict parser finds it, numbering every row
-        return Distinct(_usable(_parse_csv_strict(lines, expected)), None)
+        return Distinct(_usable(_parse_csv_strict(lines, expected, dtype)), None)
     if len(distinct) == len(lines):
         return Distinct(_usable(matrix), None)
     for index, line in enumerate(distinct):
@@ -111,18 +125,18 @@ def decode_csv_distinct(body: bytes, feature_names: Sequence[str] | None = None)
     return Distinct(matrix, inverse)
 
 
-def decode_csv(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode_csv(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
     """Every row of a CSV body, in order (infinite values are left to the caller)."""
     lines, _ = _body_lines(body)
     expected = len(feature_names) if feature_names else None
-    matrix = _parse_csv_fast(lines, expected)
-    return matrix if matrix is not None else _parse_csv_strict(lines, expected)
+    matrix = _parse_csv_fast(lines, expected, dtype)
+    return matrix if matrix is not None else _parse_csv_strict(lines, expected, dtype)
 
 
 def _body_lines(body: bytes) -> tuple[list[str], dict[str, None]]:
     """The body's non-blank lines (row numbers count these) and its distinct ones, in first-seen order."""
     _require_body(body)
-    lines = _text(body).splitlines()
+    lines = body_lines(body)
     distinct = dict.fromkeys(lines)
     if any(not line.strip() for line in distinct):  # a blank line is checked once, however often it comes
         lines = [line for line in lines if line.strip()]
@@ -132,7 +146,7 @@ def _body_lines(body: bytes) -> tuple[list[str], dict[str, None]]:
     return lines, distinct
 
 
-def _parse_csv_fast(lines: list[str], expected: int | None) -> np.ndarray | None:
+def _parse_csv_fast(lines: list[str], expected: int | None, dtype) -> np.ndarray | None:
     """numpy's C parser for the whole body, or None when it refuses it or rows are ragged or the wrong width.
 
     It reads a subset of what _cell reads, with the same values; anything else goes to
@@ -143,22 +157,22 @@ def _parse_csv_fast(lines: list[str], expected: int | None) -> np.ndarray | None
     if len(widths) != 1 or (expected is not None and widths.pop() + 1 != expected):
         return None
     try:
-        return np.loadtxt(lines, delimiter=",", dtype=np.float32, comments=None, ndmin=2)
+        return np.loadtxt(lines, delimiter=",", dtype=dtype, comments=None, ndmin=2)
     except ValueError:
         return None
 
 
-def _parse_csv_strict(lines: list[str], expected: int | None) -> np.ndarray:
+def _parse_csv_strict(lines: list[str], expected: int | None, dtype) -> np.ndarray:
     width = _check_width([line.count(",") + 1 for line in lines], expected)
-    matrix = np.empty((len(lines), width), dtype=np.float32)
+    matrix = np.empty((len(lines), width), dtype=dtype)
     for r, line in enumerate(lines):
         for c, cell in enumerate(line.split(",")):
             matrix[r, c] = _cell(cell, r + 1, c + 1)
     return matrix
 
 
-def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None) -> np.ndarray:
-    """Lists of numbers, or records keyed by feature name, into a checked float32 matrix."""
+def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
+    """Lists of numbers, or records keyed by feature name, into a checked matrix of `dtype`."""
     if isinstance(rows, list) and rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rows):
         rows = [rows]  # a single flat row
     if not isinstance(rows, list) or not rows:
@@ -168,7 +182,7 @@ def rows_to_matrix(rows: Any, feature_names: Sequence[str] | None = None) -> np.
         if not isinstance(row, list):
             raise RequestError(f"row {r} is {type(row).__name__}, expected a list of numbers or an object of named features")
     width = _check_width([len(row) for row in rows], len(feature_names) if feature_names else None)
-    matrix = np.empty((len(rows), width), dtype=np.float32)
+    matrix = np.empty((len(rows), width), dtype=dtype)
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
             matrix[r, c] = _cell(value, r + 1, c + 1)
@@ -197,7 +211,7 @@ def _json_rows(document: Any) -> Any:
     return document
 
 
-def decode_json(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode_json(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
     _require_body(body)
     try:
         document = json.loads(body)
@@ -205,13 +219,13 @@ def decode_json(body: bytes, feature_names: Sequence[str] | None = None) -> np.n
         raise RequestError(f"unreadable JSON: {exc}") from None
     except RecursionError:
         raise RequestError("unreadable JSON: nested too deeply; rows are lists of numbers") from None
-    return rows_to_matrix(_json_rows(document), feature_names)
+    return rows_to_matrix(_json_rows(document), feature_names, dtype)
 
 
-def decode_jsonlines(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode_jsonlines(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
     _require_body(body)
     rows = []
-    for number, line in enumerate(_text(body).splitlines(), start=1):
+    for number, line in enumerate(body_lines(body), start=1):
         if not line.strip():
             continue
         try:
@@ -221,7 +235,7 @@ def decode_jsonlines(body: bytes, feature_names: Sequence[str] | None = None) ->
         except RecursionError:
             raise RequestError(f"line {number}: unreadable JSON (nested too deeply; a row is a list of numbers)") from None
         rows.append(_json_rows(row) if isinstance(row, dict) and not _is_record(row, feature_names) else row)
-    return rows_to_matrix(rows, feature_names)
+    return rows_to_matrix(rows, feature_names, dtype)
 
 
 def _is_record(row: dict, feature_names: Sequence[str] | None) -> bool:
@@ -231,13 +245,13 @@ def _is_record(row: dict, feature_names: Sequence[str] | None) -> bool:
 MAX_LIBSVM_WIDTH = 1 << 16  # a model without feature names: the widest row a request may make
 
 
-def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
     """'[label] index:value ...' lines; indices are 0-based column numbers as in XGBoost.
 
     A leading token without ':' is a label and is ignored. Absent entries are missing (NaN).
     """
     _require_body(body)
-    lines = [line for line in _text(body).splitlines() if line.strip()]
+    lines = [line for line in body_lines(body) if line.strip()]
     parsed: list[dict[int, float]] = []
     for r, line in enumerate(lines, start=1):
         entries = {}
@@ -254,7 +268,7 @@ def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np
     if width > MAX_LIBSVM_WIDTH:
         raise RequestError(f"feature index {width - 1} is too large: rows would be {width} wide "
                            f"(at most {MAX_LIBSVM_WIDTH} without feature names in the model)")
-    matrix = np.full((len(parsed), width), np.nan, dtype=np.float32)
+    matrix = np.full((len(parsed), width), np.nan, dtype=dtype)
     for r, entries in enumerate(parsed):
         for index, value in entries.items():
             if index >= width:
@@ -263,7 +277,7 @@ def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None) -> np
     return matrix
 
 
-def decode_npy(body: bytes, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode_npy(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
     _require_body(body)
     _check_npy_header(body)
     try:
@@ -277,7 +291,7 @@ def decode_npy(body: bytes, feature_names: Sequence[str] | None = None) -> np.nd
     if feature_names and array.shape[1] != len(feature_names):
         raise RequestError(f"array has {array.shape[1]} columns but the model expects {len(feature_names)}")
     try:
-        return array.astype(np.float32)
+        return array.astype(dtype)
     except (TypeError, ValueError) as exc:
         raise RequestError(f"array is not numeric: {exc}") from None
 
@@ -313,26 +327,44 @@ DECODERS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] | None = None) -> np.ndarray:
+def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] | None = None,
+           dtype=np.float32) -> np.ndarray:
+    """A checked matrix of `dtype`; ModelRuntime.decode refuses one with no rows."""
     kind = media_type(content_type)
     decoder = DECODERS.get(kind)
     if decoder is None:
         raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {sorted(DECODERS)}")
     if kind == CSV:  # each distinct line parsed and checked once, then every row in order
-        rows = decode_csv_distinct(body, feature_names)
+        rows = decode_csv_distinct(body, feature_names, dtype)
         return rows.values if rows.inverse is None else rows.values[rows.inverse]
-    return _usable(decoder(body, feature_names))
+    return _usable(decoder(body, feature_names, dtype))
 
 
 def _usable(matrix: np.ndarray) -> np.ndarray:
-    """At least one row, and no infinite values (models refuse them; NaN is a missing value)."""
-    if matrix.shape[0] == 0:
-        raise RequestError("no rows in the body: send at least one row")
+    """No infinite values (models refuse them; NaN is a missing value)."""
     infinite = np.isinf(matrix)
     if infinite.any():
         row, column = (int(i) + 1 for i in np.argwhere(infinite)[0])
-        raise RequestError(f"row {row}, column {column}: infinite, or beyond the float32 range (about 3.4e38)")
+        raise RequestError(f"row {row}, column {column}: infinite, or beyond the {matrix.dtype} range "
+                           f"(about {np.finfo(matrix.dtype).max:.2g})")
     return matrix
+
+
+def row_count(data: Any) -> int | None:
+    """Rows of decoded input: a matrix, a Distinct, or anything with a length (None: unknown)."""
+    if isinstance(data, Distinct):
+        return row_count(data.values) if data.inverse is None else len(data.inverse)
+    shape = getattr(data, "shape", None)
+    if shape is not None:
+        return shape[0] if len(shape) else None
+    return len(data) if hasattr(data, "__len__") else None
+
+
+def require_rows(data: Any) -> Any:
+    """Every request must hold a row: a model is never called with none (XGBoost fails in C)."""
+    if row_count(data) == 0:
+        raise RequestError("no rows in the body: send at least one row")
+    return data
 
 
 # Encoders: predictions -> bytes ---------------------------------------------------------------
@@ -398,14 +430,93 @@ def _csv_lines(records: list, csv_fields: Sequence[str]) -> list[str]:
 
 
 def encode_npy(predictions: Any, csv_fields: Sequence[str] = ("score",), inverse: np.ndarray | None = None) -> bytes:
+    """The numeric predictions as an array: of records, the first numeric one of csv_fields (the score)."""
     records = _records(predictions)
     if records and isinstance(records[0], dict):
-        key = csv_fields[0] if csv_fields else next(iter(records[0]))
-        records = [p[key] for p in records]
+        numeric = [f for f in csv_fields or records[0] if isinstance(records[0].get(f), (int, float))]
+        if not numeric:
+            raise NotAcceptable(f"no numeric prediction to answer as {NPY}; ask for {JSON} or {CSV}")
+        records = [p[numeric[0]] for p in records]
     values = np.asarray(records)
+    return _npy_bytes(values if inverse is None else values[inverse])
+
+
+def _npy_bytes(values: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, values if inverse is None else values[inverse], allow_pickle=False)
+    np.save(buffer, values, allow_pickle=False)
     return buffer.getvalue()
+
+
+# Many rows, little memory: predictions as columns -----------------------------------------------
+
+class Columns(NamedTuple):
+    """Predictions as named, equally long numpy columns, written without a Python object per row.
+
+    For answers with very many rows (a raw-log body names up to ~500,000 blocks): text is made a
+    batch of rows at a time. Byte-string columns (block ids, ASCII) are written as JSON strings,
+    float32 columns in their shortest exact form (0.0016398139 rather than 0.0016398139996454120),
+    integer columns as integers. An npy answer holds the `npy` column (the scores).
+    """
+    names: tuple[str, ...]
+    arrays: tuple[np.ndarray, ...]
+    npy: str = "score"
+
+    def __len__(self) -> int:  # rows, as row_count() reads it
+        return len(self.arrays[0])
+
+    def column(self, name: str) -> np.ndarray:
+        return self.arrays[self.names.index(name)]
+
+
+COLUMN_BATCH = 65536  # rows formatted at once: bounds the per-row strings alive together
+_LEAST_TEXT = {"f": 3, "i": 1, "u": 1, "b": 1}  # shortest text of a value ("0.0", "0")
+
+
+def _column_text(array: np.ndarray) -> list[bytes]:
+    if array.dtype.kind == "S":
+        return array.tolist()
+    if array.dtype.kind == "f":  # numpy writes the shortest text that reads back as the same float
+        return array.astype("S32").tolist()
+    return list(map(b"%d".__mod__, array.tolist()))
+
+
+def _templates(columns: Columns, accept: str, csv_fields: Sequence[str]) -> tuple[list[str], bytes, bytes]:
+    """(column names, row template with one %s per name, separator between rows) for a text answer."""
+    if accept == CSV:
+        names = [name for name in csv_fields if name in columns.names] or list(columns.names)
+        return names, b",".join([b"%s"] * len(names)) + b"\n", b""
+    fields = [(b'"%s": "%%s"' if columns.column(name).dtype.kind == "S" else b'"%s": %%s') % name.encode()
+              for name in columns.names]
+    row = b"{" + b", ".join(fields) + b"}"
+    if accept == JSONLINES:
+        return list(columns.names), row + b"\n", b""
+    return list(columns.names), row, b", "
+
+
+def encode_columns(columns: Columns, accept: str, csv_fields: Sequence[str]) -> bytes:
+    """What the record encoders write for the same rows (JSON: a record per row), floats shortest."""
+    if accept == NPY:
+        return _npy_bytes(columns.column(columns.npy))
+    names, template, separator = _templates(columns, accept, csv_fields)
+    arrays = [columns.column(name) for name in names]
+    parts = [b'{"predictions": [' if accept == JSON else b""]
+    for start in range(0, len(columns), COLUMN_BATCH):
+        texts = [_column_text(a[start:start + COLUMN_BATCH]) for a in arrays]
+        parts += [separator] if start else []
+        parts.append(separator.join(map(template.__mod__, zip(*texts))))
+    parts.append(b"]}" if accept == JSON else b"")
+    return b"".join(parts)
+
+
+def least_encoded_size(columns: Columns, accept: str, csv_fields: Sequence[str]) -> int:
+    """A lower bound of len(encode_columns(...)), without making the text: for a 413 before the work."""
+    if accept == NPY:
+        return len(columns) * columns.column(columns.npy).dtype.itemsize
+    names, template, separator = _templates(columns, accept, csv_fields)
+    total = (len(template) - 2 * len(names) + len(separator)) * len(columns)
+    for array in map(columns.column, names):
+        total += int(np.char.str_len(array).sum()) if array.dtype.kind == "S" else _LEAST_TEXT.get(array.dtype.kind, 0) * len(columns)
+    return total
 
 
 ENCODERS: dict[str, Callable[..., bytes]] = {
@@ -455,7 +566,9 @@ def _default_accept(content_type: str | None, supported: Sequence[str], wildcard
 
 
 def encode(predictions: Any, accept: str, csv_fields: Sequence[str] = ("score",)) -> bytes:
-    """predictions: one per row, or a Distinct of them."""
+    """predictions: one per row, a Distinct of them, or Columns."""
+    if isinstance(predictions, Columns):
+        return encode_columns(predictions, accept, csv_fields)
     if isinstance(predictions, Distinct):
         return ENCODERS[accept](predictions.values, csv_fields, predictions.inverse)
     return ENCODERS[accept](predictions, csv_fields)

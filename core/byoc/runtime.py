@@ -5,15 +5,31 @@ load = model_fn, decode = input_fn, predict = predict_fn, encode = output_fn.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from . import codecs
-from .errors import UnsupportedMediaType
+from .errors import PayloadTooLarge, UnsupportedMediaType
+
+DEFAULT_LIMIT_MB = 6  # InvokeEndpoint's limit on a real-time request and on its response
+
+
+def response_limit_mb() -> int | None:
+    """The largest answer, in MiB: SAGEMAKER_MAX_PAYLOAD_IN_MB, the request's limit (default 6, which
+    is also SageMaker's limit on a real-time response). None in batch transform (SAGEMAKER_BATCH):
+    its answers go to S3, and MaxPayloadInMB limits the request only (a 6 MB CSV for a 3-feature
+    model answers 15 MB)."""
+    if os.environ.get("SAGEMAKER_BATCH", "").strip().lower() in ("true", "1"):
+        return None
+    raw = os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_LIMIT_MB  # the server refuses other values
 
 
 class ModelRuntime:
-    """Base class: subclasses implement load() and predict(); the codecs do the rest."""
+    """Base class: subclasses implement load() and predict(), and parse() for their own inputs."""
 
     #: content types accepted on /invocations and offered in responses
     content_types: Sequence[str] = tuple(codecs.DECODERS)
@@ -22,22 +38,41 @@ class ModelRuntime:
     csv_fields: Sequence[str] = ("score",)
     #: feature names in model order (None when the model does not know them)
     feature_names: Sequence[str] | None = None
+    #: the dtype request bodies decode to: what the model computes in (XGBoost: float32)
+    dtype: type = np.float32
 
     def __init__(self, model_dir: str | Path):
         self.model_dir = Path(model_dir)
+        limit = response_limit_mb()
+        self.max_response_bytes = None if limit is None else limit << 20
         self.load()
 
     def load(self) -> None:
         raise NotImplementedError
 
     def decode(self, body: bytes, content_type: str) -> Any:
-        return codecs.decode(body, content_type, self.feature_names)
+        """The parsed body, never without rows: the one check every runtime and content type passes."""
+        return codecs.require_rows(self.parse(body, content_type))
+
+    def parse(self, body: bytes, content_type: str) -> Any:
+        return codecs.decode(body, content_type, self.feature_names, self.dtype)
 
     def predict(self, data: Any) -> Any:
         raise NotImplementedError
 
-    def encode(self, predictions: Any, accept: str) -> bytes:
-        return codecs.encode(predictions, accept, self.csv_fields)
+    def encode(self, predictions: Any, accept: str, csv_fields: Sequence[str] | None = None) -> bytes:
+        fields = csv_fields or self.csv_fields
+        if isinstance(predictions, codecs.Columns):  # many rows: refused before their text is made
+            self.check_response_size(codecs.least_encoded_size(predictions, accept, fields), exact=False)
+        return codecs.encode(predictions, accept, fields)
+
+    def check_response_size(self, size: int, exact: bool = True) -> None:
+        """413 for an answer over the limit (exact=False: `size` is a lower bound, known before predicting)."""
+        if self.max_response_bytes is not None and size > self.max_response_bytes:
+            raise PayloadTooLarge(
+                f"the answer would be {'at least ' if not exact else ''}{size:,} bytes, over the "
+                f"{self.max_response_bytes >> 20} MB response limit (SAGEMAKER_MAX_PAYLOAD_IN_MB); "
+                "send fewer rows or blocks per request")
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         """One /invocations request: 415 and 406 are decided before any parsing."""
@@ -48,4 +83,6 @@ class ModelRuntime:
             )
         response_type = codecs.negotiate(accept, kind, self.accept_types)
         predictions = self.predict(self.decode(body, kind))
-        return self.encode(predictions, response_type), response_type
+        payload = self.encode(predictions, response_type)
+        self.check_response_size(len(payload))
+        return payload, response_type

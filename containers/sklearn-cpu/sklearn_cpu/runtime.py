@@ -13,6 +13,8 @@ from .train import METADATA_FILE, MODEL_FILE
 
 
 class BuiltinRuntime(ModelRuntime):
+    dtype = np.float64  # scikit-learn computes in float64: float32 would move 1622535661 to 1622535680
+
     def load(self) -> None:
         self.metadata = json.loads((self.model_dir / METADATA_FILE).read_text())
         self.model = joblib.load(self.model_dir / MODEL_FILE)

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from byoc import codecs
 from byoc.errors import RequestError, UserError
 from byoc.hyperparameters import unwrap
@@ -152,6 +153,7 @@ class ScriptRuntime(ModelRuntime):
     where defined and the shared codecs where not."""
 
     content_types = (codecs.CSV, codecs.JSON, codecs.JSONLINES, codecs.NPY)
+    dtype = np.float64  # the default input_fn's: scikit-learn computes in float64 (1622535661 stays exact)
 
     def load(self) -> None:
         entry_point = program()
@@ -176,7 +178,7 @@ class ScriptRuntime(ModelRuntime):
             raise codecs.UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {list(self.content_types)}")
         response_type = codecs.negotiate(accept, kind, self.accept_types) if not hasattr(self.user, "output_fn") \
             else (codecs.media_type(accept) if accept and accept != "*/*" else kind or codecs.JSON)
-        data = self._call(self.user.input_fn, body, kind) if hasattr(self.user, "input_fn") else codecs.decode(body, kind)
+        data = self._call(self.user.input_fn, body, kind) if hasattr(self.user, "input_fn") else self.decode(body, kind)
         predict = getattr(self.user, "predict_fn", None)
         prediction = self._call(predict, data, self.model) if predict else self._call(self.model.predict, data)
         if hasattr(self.user, "output_fn"):

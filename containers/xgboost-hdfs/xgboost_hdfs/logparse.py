@@ -119,25 +119,34 @@ def count_events(
     width = len(result.feature_names)
     counts = result.counts
     for source, number, line in lines:
-        line = line.rstrip("\r\n")
-        if not line:
+        event = line_event(source, number, line, matcher)
+        if event is None:
             continue
-        block_ids = _BLOCK_ID.findall(line)
-        if not block_ids:
-            raise LogFormatError(source, number, line)
-        header = _HEADER.match(line)
-        column = matcher.column(line[header.end():] if header else line)
+        column, block_ids = event
         if column == width - 1:
             result.unmatched_lines += 1
             if len(result.examples) < EXAMPLES:
-                result.examples.append((source, number, line))
-        for block_id in dict.fromkeys(block_ids):
+                result.examples.append((source, number, line.rstrip("\r\n")))
+        for block_id in block_ids:
             vector = counts.get(block_id)
             if vector is None:
                 vector = counts[block_id] = np.zeros(width, dtype=np.int32)
             vector[column] += 1
         result.lines += 1
     return result
+
+
+def line_event(source: str, number: int, line: str, matcher: TemplateMatcher) -> tuple[int, list[str]] | None:
+    """(feature column, distinct block ids) of one log line; None for an empty line. A line that
+    names no block is an error: it cannot be attributed to any."""
+    line = line.rstrip("\r\n")
+    if not line:
+        return None
+    block_ids = _BLOCK_ID.findall(line)
+    if not block_ids:
+        raise LogFormatError(source, number, line)
+    header = _HEADER.match(line)
+    return matcher.column(line[header.end():] if header else line), list(dict.fromkeys(block_ids))
 
 
 def numbered(source: str, text_lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
@@ -209,6 +218,31 @@ class _ShapeCodes(dict):
         if len(self) >= SHAPE_CACHE_LIMIT or len(self.span_starts) >= 4 * SHAPE_CACHE_LIMIT:
             self.clear()
             self.span_starts, self.span_lengths, self._arrays = [], [], None
+
+
+def id_spans(data: np.ndarray, codes: np.ndarray, ids_per_line: np.ndarray,
+             shape_codes: _ShapeCodes) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) in `data` (a chunk's bytes) of every block id of its lines, in order, from
+    the lines' shape codes."""
+    line_start = np.zeros(len(codes), dtype=np.int64)
+    line_start[1:] = np.flatnonzero(data == 10)[: len(codes) - 1] + 1
+    total = int(ids_per_line.sum())
+    lengths = (codes >> 32) & 0xFF
+    single = lengths > 0
+    at, size = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    slots = np.cumsum(ids_per_line)[single] - 1
+    at[slots] = line_start[single] + (codes[single] >> 40)
+    size[slots] = lengths[single]
+    several = ~single & (ids_per_line > 0)
+    if several.any():
+        span_starts, span_lengths = shape_codes.spans()
+        count = ids_per_line[several]
+        first = np.cumsum(count) - count  # of each line's ids among these
+        spans = np.repeat(codes[several] >> 40, count) + np.arange(int(count.sum())) - np.repeat(first, count)
+        slots = np.flatnonzero(np.repeat(several, ids_per_line))
+        at[slots] = np.repeat(line_start[several], count) + span_starts[spans]
+        size[slots] = span_lengths[spans]
+    return at, size
 
 
 class _RowIndex(dict):
@@ -323,26 +357,9 @@ class BlockMatrix:
         """Every block id of the chunk, in order, cut out where the shapes say they are: one gather
         into fixed-width slots instead of a regex scan over every byte."""
         data = np.frombuffer(chunk, dtype=np.uint8)
-        line_start = np.zeros(len(codes), dtype=np.int64)
-        line_start[1:] = np.flatnonzero(data == 10)[: len(codes) - 1] + 1
-        total = int(ids_per_line.sum())
-        if not total:
+        if not ids_per_line.any():
             return []
-        lengths = (codes >> 32) & 0xFF
-        single = lengths > 0
-        at, size = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
-        slots = np.cumsum(ids_per_line)[single] - 1
-        at[slots] = line_start[single] + (codes[single] >> 40)
-        size[slots] = lengths[single]
-        several = ~single & (ids_per_line > 0)
-        if several.any():
-            span_starts, span_lengths = self._codes.spans()
-            count = ids_per_line[several]
-            first = np.cumsum(count) - count  # of each line's ids among these
-            spans = np.repeat(codes[several] >> 40, count) + np.arange(int(count.sum())) - np.repeat(first, count)
-            slots = np.flatnonzero(np.repeat(several, ids_per_line))
-            at[slots] = np.repeat(line_start[several], count) + span_starts[spans]
-            size[slots] = span_lengths[spans]
+        at, size = id_spans(data, codes, ids_per_line, self._codes)
         width = int(size.max())
         safe = np.minimum(at, len(data) - width)
         gathered = np.lib.stride_tricks.sliding_window_view(data, width)[safe]

@@ -11,13 +11,15 @@ from byoc import codecs
 from byoc.errors import RequestError, UnsupportedMediaType
 from byoc.runtime import ModelRuntime
 
+from .bodylogs import BodyBlocks, BodyCounter
 from .data import RAW_LOGS
-from .logparse import LogFormatError, TemplateMatcher, count_events, numbered
+from .logparse import LogFormatError, TemplateMatcher
 from .predictor import DensePredictor
 from .train import METADATA_FILE, MODEL_FILE
 
 log = logging.getLogger(__name__)
 MODEL_SUFFIXES = (".json", ".ubj", ".bst", ".model", ".bin")
+RAW_LOG_FIELDS = ("block_id", "score", "predicted_label")  # per block; CSV answers the first two
 
 
 class Runtime(ModelRuntime):
@@ -39,6 +41,7 @@ class Runtime(ModelRuntime):
         self.threshold = self.metadata.get("threshold", 0.0 if objective == "binary:logitraw" else 0.5)
         templates = self.metadata.get("templates")
         self.matcher = TemplateMatcher([tuple(t) for t in templates]) if templates else None
+        self.count_body = BodyCounter(self.matcher) if self.matcher else None
         log.info("loaded %d-feature model, threshold %.4f, raw logs %s", n, self.threshold,
                  "accepted" if self.matcher else "not accepted")
 
@@ -53,37 +56,34 @@ class Runtime(ModelRuntime):
                                     f"({', '.join(MODEL_SUFFIXES)}); expected exactly one")
         return found[0]
 
-    def decode(self, body: bytes, content_type: str):
-        """(block ids or None, feature matrix, each row's index among the distinct rows or None)."""
+    def parse(self, body: bytes, content_type: str):
+        """A feature matrix, a Distinct of one (CSV), or the BodyBlocks of raw log lines."""
         if content_type == codecs.CSV:  # rows score independently: each distinct row once
-            rows = codecs.decode_csv_distinct(body, self.feature_names)
-            return None, rows.values, rows.inverse
+            return codecs.decode_csv_distinct(body, self.feature_names, self.dtype)
         if content_type != codecs.TEXT:
-            return None, super().decode(body, content_type), None
+            return super().parse(body, content_type)
         if self.matcher is None or self.metadata.get("feature_source") != RAW_LOGS:
             raise UnsupportedMediaType("this model was trained on feature rows, not raw logs; "
                                        "send text/csv, application/json, application/jsonlines or text/libsvm")
         if not body.strip():
             raise RequestError("empty request body: send at least one log line")
         try:
-            counts = count_events(numbered("body", body.decode("utf-8", errors="replace").splitlines()), self.matcher)
+            return self.count_body(body)
         except LogFormatError as exc:
             raise RequestError(str(exc)) from None
-        return list(counts.counts), counts.matrix(), None
 
     def predict(self, data):
-        block_ids, features, inverse = data
+        if isinstance(data, BodyBlocks):  # columns: no Python object per block
+            scores = np.concatenate([self.predictor(batch) for batch in data.batches()])
+            labels = (scores >= self.threshold).astype(np.int8)
+            return codecs.Columns(RAW_LOG_FIELDS, (data.block_ids, scores, labels))
+        features, inverse = (data.values, data.inverse) if isinstance(data, codecs.Distinct) else (data, None)
         scores = self.predictor(features)
         # Python floats and ints in one call each (float() per numpy scalar is 3x slower).
         labels = (scores >= self.threshold).astype(np.int8).tolist()
-        scores = scores.tolist()
-        if block_ids is None:
-            records = [{"score": s, "predicted_label": l} for s, l in zip(scores, labels)]
-            return records if inverse is None else codecs.Distinct(records, inverse)
-        return [{"block_id": b, "score": s, "predicted_label": l}
-                for b, s, l in zip(block_ids, scores, labels)]
+        records = [{"score": s, "predicted_label": l} for s, l in zip(scores.tolist(), labels)]
+        return records if inverse is None else codecs.Distinct(records, inverse)
 
     def encode(self, predictions, accept: str) -> bytes:
-        first = predictions.values[0] if isinstance(predictions, codecs.Distinct) else predictions[0]
-        fields = ("block_id", "score") if "block_id" in first else self.csv_fields
-        return codecs.encode(predictions, accept, fields)
+        raw_logs = isinstance(predictions, codecs.Columns)
+        return super().encode(predictions, accept, RAW_LOG_FIELDS[:2] if raw_logs else None)
