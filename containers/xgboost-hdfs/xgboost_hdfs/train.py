@@ -167,7 +167,7 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     choose = hp["threshold"] == "auto" and validation is not None and scale.choosable
     # Rows are in file order (chronological for the HDFS layouts): the threshold is chosen on each
     # host's earlier half of validation and scored on the later half, rows it never saw.
-    half = len(scored.labels) // 2 if choose else 0
+    half = _earlier_half(cluster, len(scored.labels)) if choose else 0
     scores = _predict(booster, scored.features)
     parts = [(np.concatenate(cluster.gather(scored.labels[rows])), np.concatenate(cluster.gather(scores[rows])))
              for rows in (slice(0, half), slice(half, None))]
@@ -201,6 +201,15 @@ def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     limit = getattr(booster, "best_iteration", None)
     rounds = (0, limit + 1) if limit is not None else (0, 0)
     return booster.inplace_predict(features, iteration_range=rounds)
+
+
+def _earlier_half(cluster: Cluster, rows: int) -> int:
+    """This host's count of the earlier half: about half its rows, and half of all rows over all
+    hosts exactly, as one host would split them (odd counts round up on the first hosts)."""
+    counts = cluster.gather(rows)
+    halves = [n // 2 for n in counts]
+    odd = [rank for rank, n in enumerate(counts) if n % 2][: sum(counts) // 2 - sum(halves)]
+    return halves[cluster.rank] + (cluster.rank in odd)
 
 
 def _data_identity(env: TrainingEnv, cluster: Cluster, train_set: Dataset, validation: Dataset | None) -> dict:
