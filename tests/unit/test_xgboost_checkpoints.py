@@ -26,8 +26,21 @@ def data(tmp_path_factory, shared_data):
     opt_ml.hdfs_csv(root)
     train, valid = (np.loadtxt(root / "input" / "data" / name / "features.csv", delimiter=",")
                     for name in ("train", "validation"))
-    dtrain, dvalid = xgb.DMatrix(train[:, 1:], train[:, 0]), xgb.DMatrix(valid[:, 1:], valid[:, 0])
-    return dtrain, dvalid
+    return Data(train[:, 1:], train[:, 0], valid[:, 1:], valid[:, 0])
+
+
+class Data:
+    """Train and validation matrices, and their identity as the checkpoint fingerprint records it."""
+
+    def __init__(self, train_x, train_y, valid_x, valid_y):
+        self.dtrain, self.dvalid = xgb.DMatrix(train_x, train_y), xgb.DMatrix(valid_x, valid_y)
+        names = [f"f{i}" for i in range(train_x.shape[1])]
+        self.identity = {"train": checkpoints.data_identity(train_x, train_y, names),
+                         "validation": checkpoints.data_identity(valid_x, valid_y, names)}
+        self.arrays = train_x, train_y, valid_x, valid_y
+
+    def __getitem__(self, index):  # data[0], data[1]: the train and validation DMatrix
+        return (self.dtrain, self.dvalid)[index]
 
 
 @pytest.fixture
@@ -40,7 +53,7 @@ def _train(data, cluster, folder, num_round, early_stopping_rounds=None, stop_at
     callbacks = [_SigtermAt(stop_at)] if stop_at else []
     return checkpoints.train(params, dtrain, num_round, [(dtrain, "train"), (dvalid, "validation")], folder=folder,
                              frequency=10, early_stopping_rounds=early_stopping_rounds, cluster=cluster,
-                             callbacks=callbacks)
+                             callbacks=callbacks, data=data.identity)
 
 
 class _SigtermAt(xgb.callback.TrainingCallback):
@@ -56,9 +69,9 @@ class _SigtermAt(xgb.callback.TrainingCallback):
         return False
 
 
-def _interrupted(data, cluster, folder, num_round, stop_at, early_stopping_rounds=None) -> Stopped:
+def _interrupted(data, cluster, folder, num_round, stop_at, early_stopping_rounds=None, params=PARAMS) -> Stopped:
     with stop_signal.installed(), pytest.raises(Stopped) as stopped:
-        _train(data, cluster, folder, num_round, early_stopping_rounds, stop_at=stop_at)
+        _train(data, cluster, folder, num_round, early_stopping_rounds, stop_at=stop_at, params=params)
     return stopped.value
 
 
@@ -130,9 +143,80 @@ def test_early_stopping_state_survives_the_resume(tmp_path, data, cluster, after
 
 def test_a_checkpoint_of_other_hyperparameters_is_refused_by_name(tmp_path, data, cluster):
     _interrupted(data, cluster, tmp_path, 100, stop_at=20)
-    with pytest.raises(UserError, match=r"checkpoint xgboost-checkpoint.20.ubj was trained with other "
-                                        r"hyperparameters \(eta: 0.1 in the checkpoint, 0.2 now\)"):
+    with pytest.raises(UserError, match=r"checkpoint xgboost-checkpoint.20.ubj belongs to another training: other "
+                                        r"hyperparameters \(eta: 0.1 in the checkpoint, 0.2 now\)\. "):
         _train(data, cluster, tmp_path, 100, params={**PARAMS, "eta": 0.2})
+
+
+def test_a_checkpoint_of_other_data_is_refused_naming_the_channel(tmp_path, data, cluster):
+    """Issue #12: the same hyperparameters on other data (1,610 rows, labels flipped) resumed the
+    first job's checkpoint, trained 0 rounds and shipped the first job's model."""
+    _interrupted(data, cluster, tmp_path, 20, stop_at=20)  # stopped as it ended: the checkpoint holds every round
+    _, _, valid_x, valid_y = data.arrays
+    other = Data(valid_x, 1 - valid_y, valid_x, valid_y)
+    with pytest.raises(UserError, match=r"checkpoint xgboost-checkpoint.20.ubj belongs to another training: other "
+                                        r"train data \(1,610 rows x 31 now, 6,440 rows x 31 in the checkpoint\)\. "):
+        _train(other, cluster, tmp_path, 20)
+    flipped = Data(data.arrays[0], 1 - data.arrays[1], valid_x, valid_y)
+    with pytest.raises(UserError, match=r"other train data \(6,440 rows x 31 now, 6,440 rows x 31 in the checkpoint, "
+                                        r"same shape but other values\)"):
+        _train(flipped, cluster, tmp_path, 20)
+
+
+def test_a_checkpoint_without_a_data_record_is_refused(tmp_path, data, cluster):
+    checkpoints.save(tmp_path, _small_booster(data, 10), json.dumps({"eta": 0.1}))  # as older versions wrote it
+    with pytest.raises(UserError, match=r"belongs to another training: no record of its data"):
+        _train(data, cluster, tmp_path, 100)
+
+
+def test_a_finished_jobs_folder_is_never_resumed(tmp_path, data, cluster):
+    _train(data, cluster, tmp_path, 20)
+    checkpoints.mark_finished(tmp_path, 20)  # what train.py does once the model is saved
+    with pytest.raises(UserError, match=rf"the checkpoint folder {tmp_path} holds the checkpoints of a job that "
+                                        r"finished \(job-finished.json: 20 rounds, model saved at 20"):
+        _train(data, cluster, tmp_path, 20)
+
+
+def test_the_data_digest_covers_values_labels_names_and_sparse_layout():
+    rng = np.random.default_rng(0)
+    features, labels = rng.random((50, 4), dtype=np.float32), (rng.random(50) < 0.3).astype(np.float32)
+    names = ["a", "b", "c", "d"]
+    digest = checkpoints.data_identity(features, labels, names)["sha256"]
+    assert digest == checkpoints.data_identity(features.copy(order="F"), labels, names)["sha256"]  # layout is not data
+    changed = features.copy()
+    changed[49, 3] += 1e-6
+    assert len({digest, checkpoints.data_identity(changed, labels, names)["sha256"],
+                checkpoints.data_identity(features, 1 - labels, names)["sha256"],
+                checkpoints.data_identity(features, labels, ["a", "b", "d", "c"])["sha256"]}) == 4
+    import scipy.sparse
+    sparse = scipy.sparse.csr_matrix(np.where(features > 0.5, features, 0))
+    assert checkpoints.data_identity(sparse, labels, names)["rows"] == 50
+
+
+SAMPLED = {**PARAMS, "subsample": 0.7, "colsample_bytree": 0.8, "colsample_bylevel": 0.9, "colsample_bynode": 0.9}
+
+
+@pytest.mark.parametrize("params, rounds", [(SAMPLED, 80), ({**PARAMS, "booster": "dart", "rate_drop": 0.1, "subsample": 0.7}, 30)],
+                         ids=["subsample-colsample", "dart"])  # dart predicts every tree each round: fewer rounds
+def test_resume_with_sampling_ends_with_the_uninterrupted_model(tmp_path, data, cluster, params, rounds):
+    reference = _train(data, cluster, None, rounds, params=params)
+    assert reference.save_raw("ubj") == _train(data, cluster, None, rounds, params=params).save_raw("ubj")
+    stop_at = rounds - 3
+    stopped = _interrupted(data, cluster, tmp_path, rounds, stop_at=stop_at, params=params)
+    assert str(stopped).startswith(f"stopped by SIGTERM at round {stop_at} of {rounds}; checkpoint "
+                                   f"xgboost-checkpoint.{stop_at - 7}.ubj is in ")
+    assert str(stopped).endswith("the 7 rounds since are trained again)")
+    # none between multiples of the frequency
+    assert [n for n, _ in checkpoints.listed(tmp_path)] == list(range(stop_at - 7, 0, -10))[:3]
+    resumed = _train(data, cluster, tmp_path, rounds, params=params)
+    assert resumed.save_raw("ubj") == reference.save_raw("ubj")
+
+
+def test_sampling_before_the_first_checkpoint_says_none_is_saved(tmp_path, data, cluster):
+    stopped = _interrupted(data, cluster, tmp_path, 80, stop_at=7, params=SAMPLED)
+    assert str(stopped) == ("stopped by SIGTERM at round 7 of 80; no checkpoint yet: with row or column sampling "
+                            "the first one comes at round 10")
+    assert checkpoints.listed(tmp_path) == []
 
 
 def test_checkpoint_dir_comes_from_checkpointconfig(tmp_path):

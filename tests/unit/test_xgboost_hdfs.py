@@ -60,9 +60,10 @@ def test_default_training_is_strong_on_a_chronological_split(raw_tree, tmp_path)
     root = _copy_tree(raw_tree, tmp_path)
     assert run(train, root) == 0
     evaluation = json.loads((root / "output" / "data" / "evaluation.json").read_text())
-    assert evaluation["dataset"] == "validation" and evaluation["rows"] == 1610
+    assert evaluation["dataset"] == "validation" and evaluation["rows"] == 805  # the later half: see below
     assert evaluation["f1"] > 0.9 and evaluation["recall"] > 0.9 and evaluation["precision"] > 0.9
-    assert set(evaluation) >= {"accuracy", "false_positive_rate", "roc_auc", "confusion_matrix", "threshold"}
+    assert set(evaluation) >= {"accuracy", "false_positive_rate", "roc_auc", "confusion_matrix", "threshold",
+                               "threshold_probability", "at_probability_0.5", "threshold_chosen_on"}
     metadata = json.loads((root / "model" / "metadata.json").read_text())
     assert metadata["feature_names"][:2] == ["E1", "E2"] and metadata["feature_names"][-1] == "unmatched"
     assert metadata["feature_source"] == "raw-logs" and len(metadata["templates"]) == 30
@@ -203,3 +204,86 @@ def test_direct_predictor_gives_inplace_predict_s_floats(tmp_path):
         np.testing.assert_array_equal(predictor(matrix), booster.inplace_predict(matrix))
     column = np.asfortranarray(rng.random((4, 5)).astype(np.float32))  # not C-ordered: copied first
     np.testing.assert_array_equal(predictor(column), booster.inplace_predict(column))
+
+
+def test_the_threshold_is_scored_on_validation_rows_it_never_saw(raw_tree, tmp_path):
+    """Issue #12: the threshold was chosen and scored on the same validation rows."""
+    from xgboost_hdfs.data import load_channel
+    from xgboost_hdfs.evaluation import evaluate
+
+    root = _copy_tree(raw_tree, tmp_path, SM_BUILTIN_SET)
+    assert run(train, root) == 0
+    evaluation = json.loads((root / "output" / "data" / "evaluation.json").read_text())
+    metadata = json.loads((root / "model" / "metadata.json").read_text())
+    validation = load_channel(_env_of_host(root, 0, hosts=1), "validation", TemplateMatcher())
+    booster = xgb.Booster(model_file=bytearray((root / "model" / "xgboost-model").read_bytes()))
+    scores = booster.inplace_predict(validation.features)
+    earlier, later = slice(0, 805), slice(805, None)  # rows in order of first appearance: chronological
+    threshold = metadata["threshold"]
+    assert evaluation["threshold"] == threshold and 0.05 <= threshold <= 0.95
+    assert evaluation["threshold_chosen_on"]["rows"] == 805
+    assert evaluation["threshold_chosen_on"]["f1"] == evaluate(validation.labels[earlier], scores[earlier], threshold)["f1"]
+    expected = evaluate(validation.labels[later], scores[later], threshold)
+    assert {k: evaluation[k] for k in expected} == expected
+    at_half = evaluate(validation.labels[later], scores[later], 0.5)
+    assert evaluation["at_probability_0.5"]["f1"] == at_half["f1"]
+    assert evaluation["at_probability_0.5"]["confusion_matrix"] == at_half["confusion_matrix"]
+
+
+def test_a_given_threshold_is_scored_on_every_validation_row(raw_tree, tmp_path):
+    root = _copy_tree(raw_tree, tmp_path, {"num_round": 20, "threshold": 0.3})
+    assert run(train, root) == 0
+    evaluation = json.loads((root / "output" / "data" / "evaluation.json").read_text())
+    assert evaluation["rows"] == 1610 and evaluation["threshold"] == 0.3 and evaluation["threshold_chosen_on"] is None
+
+
+def test_f1_from_cumulative_counts_equals_f1_counted_row_by_row():
+    from xgboost_hdfs.evaluation import best_f1_threshold, evaluate, f1_at
+
+    rng = np.random.default_rng(3)
+    labels = (rng.random(3000) < 0.1).astype(np.float32)
+    scores = np.round(np.clip(rng.normal(0.3 + 0.4 * labels, 0.2), 0, 1), 2).astype(np.float32)  # many ties
+    candidates = np.concatenate([np.unique(scores), np.linspace(-0.1, 1.1, 97)])
+    counted = np.array([evaluate(labels, scores, t, auc=False)["f1"] for t in candidates])
+    np.testing.assert_allclose(f1_at(labels, scores, candidates), counted, rtol=0, atol=1e-12)
+    best = best_f1_threshold(labels, scores, 0.5, 0.05, 0.95)
+    assert 0.05 <= best <= 0.95
+    assert np.isclose(f1_at(labels, scores, [best])[0], counted[(candidates >= 0.05) & (candidates <= 0.95)].max())
+
+
+def test_the_chosen_threshold_stays_in_range_and_ties_go_to_one_half():
+    from xgboost_hdfs.evaluation import best_f1_threshold
+
+    labels = np.array([0, 0, 0, 1, 1], dtype=np.float32)
+    separable = np.array([0.001, 0.002, 0.003, 0.998, 0.999])
+    assert best_f1_threshold(labels, separable, 0.5, 0.05, 0.95) == 0.5  # every threshold between is perfect
+    low = np.array([0.001, 0.002, 0.04, 0.06, 0.07])  # perfect only between 0.04 and 0.06: the range's end
+    assert best_f1_threshold(labels, low, 0.5, 0.05, 0.95) == 0.05
+    lower = np.array([0.001, 0.002, 0.003, 0.010, 0.011])  # perfect only below 0.01: nothing in range beats 0.5
+    assert best_f1_threshold(labels, lower, 0.5, 0.05, 0.95) == 0.5
+    assert best_f1_threshold(labels[:0], low[:0], 0.5, 0.05, 0.95) == 0.5  # no rows: the default
+
+
+def test_logitraw_threshold_is_a_probability_stored_as_the_margin_serving_compares(shared_data, tmp_path):
+    """Issue #12: the threshold was validated as a probability but compared with raw margins."""
+    opt_ml.hdfs_csv(tmp_path)
+    opt_ml.write_config(tmp_path, {"objective": "binary:logitraw", "threshold": 0.3, "num_round": 20})
+    assert run(train, tmp_path) == 0
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["threshold"] == pytest.approx(np.log(0.3 / 0.7)) and metadata["threshold_probability"] == pytest.approx(0.3)
+    evaluation = json.loads((tmp_path / "output" / "data" / "evaluation.json").read_text())
+    assert evaluation["threshold"] == metadata["threshold"]
+    rows = np.loadtxt(tmp_path / "input" / "data" / "validation" / "features.csv", delimiter=",")[:, 1:]
+    runtime = Runtime(tmp_path / "model")
+    answer = json.loads(runtime.invoke("\n".join(",".join(f"{v:g}" for v in r) for r in rows).encode(), "text/csv",
+                                       "application/json")[0])
+    margins = np.array([p["score"] for p in answer["predictions"]])
+    labels = np.array([p["predicted_label"] for p in answer["predictions"]])
+    assert margins.min() < 0 < margins.max()  # margins, not probabilities
+    assert np.array_equal(labels, (1 / (1 + np.exp(-margins)) >= 0.3).astype(int))
+    assert labels.sum() == evaluation["confusion_matrix"]["tp"] + evaluation["confusion_matrix"]["fp"]
+
+    opt_ml.write_config(tmp_path, {"objective": "binary:logitraw", "threshold": 1})
+    assert run(train, tmp_path) == 1
+    assert "threshold=1: with objective=binary:logitraw the threshold is a probability strictly between 0 and 1" in \
+        (tmp_path / "output" / "failure").read_text()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from byoc.errors import HyperparameterError
+
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     positives = labels == 1
@@ -17,7 +19,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float, auc: bool = True) -> dict:
     predicted = scores >= threshold
     actual = labels == 1
     tp = int(np.sum(predicted & actual))
@@ -26,29 +28,87 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     tn = int(np.sum(~predicted & ~actual))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    return {
+    result = {
         "rows": int(labels.size),
         "accuracy": (tp + tn) / labels.size if labels.size else 0.0,
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "false_positive_rate": fp / (fp + tn) if fp + tn else 0.0,
-        "roc_auc": roc_auc(labels, scores),
         "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "threshold": float(threshold),
     }
+    if auc:
+        result["roc_auc"] = roc_auc(labels, scores)
+    return result
 
 
-def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, default: float) -> float:
-    """The threshold with the best F1 on these scores; ties go to the one nearest the default."""
-    distinct = np.unique(scores)
-    if distinct.size > 2000:  # quantiles are plenty to find the optimum's neighbourhood
-        distinct = np.unique(np.quantile(scores, np.linspace(0, 1, 2001)))
-    # Midpoints between neighbouring scores: a margin on both sides generalises better than a score itself.
-    candidates = (distinct[:-1] + distinct[1:]) / 2
-    best, best_f1 = default, evaluate(labels, scores, default)["f1"]
-    for threshold in candidates:
-        f1 = evaluate(labels, scores, threshold)["f1"]
-        if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and abs(threshold - default) < abs(best - default)):
-            best, best_f1 = float(threshold), f1
-    return best
+def f1_at(labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """F1 of `scores >= t` for every t in `thresholds`, from one sort and cumulative counts."""
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    positives = int(np.sum(labels == 1))
+    if positives == 0:
+        return np.zeros(thresholds.shape)
+    order = np.argsort(scores, kind="stable")[::-1]  # highest score first
+    ranked, is_positive = np.asarray(scores, dtype=np.float64)[order], labels[order] == 1
+    true_positives = np.cumsum(is_positive)
+    # The rows predicted positive at t are a prefix of the ranking: those scoring >= t.
+    predicted = ranked.size - np.searchsorted(ranked[::-1], thresholds, side="left")
+    tp = np.where(predicted > 0, true_positives[np.maximum(predicted, 1) - 1], 0)
+    return 2 * tp / (predicted + positives)  # 2 tp / (2 tp + fp + fn), fp + fn = predicted + positives - 2 tp
+
+
+def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, default: float, low: float, high: float) -> float:
+    """The threshold in [low, high] with the best F1 on these scores; ties go to the one nearest
+    the default. Candidates are the midpoints between neighbouring distinct scores (a margin on
+    both sides generalises better than a score itself), clipped to the range, the range's ends
+    and the default."""
+    distinct = np.unique(np.asarray(scores, dtype=np.float64))
+    candidates = np.unique(np.concatenate([np.clip((distinct[:-1] + distinct[1:]) / 2, low, high),
+                                           [low, high, default]]))
+    f1 = f1_at(labels, scores, candidates)
+    ties = candidates[f1 >= f1.max() - 1e-12]
+    return float(ties[np.argmin(np.abs(ties - default))])
+
+
+THRESHOLD_RANGE = (0.05, 0.95)  # probabilities: a chosen threshold stays clear of the extremes
+
+
+class ScoreScale:
+    """Thresholds are probabilities for the user; the model's scores (what serving compares with
+    the stored threshold) are margins for binary:logitraw, probabilities otherwise."""
+
+    def __init__(self, objective: str):
+        self.margins = objective == "binary:logitraw"
+        self.choosable = objective != "binary:hinge"  # hinge scores are 0 or 1: nothing to choose
+        self.bounds = tuple(self.score(p) for p in THRESHOLD_RANGE)
+
+    def score(self, probability: float) -> float:
+        if not self.margins:
+            return float(probability)
+        if not 0.0 < probability < 1.0:
+            raise HyperparameterError(f"threshold={probability:g}: with objective=binary:logitraw the threshold "
+                                      "is a probability strictly between 0 and 1 (a margin of log(p / (1 - p)))")
+        return float(np.log(probability / (1.0 - probability)))
+
+    def probability(self, score: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-score))) if self.margins else float(score)
+
+
+def report(labels: np.ndarray, scores: np.ndarray, threshold: float, scale: ScoreScale,
+           chosen_on: np.ndarray | None, chosen_scores: np.ndarray) -> dict:
+    """Quality on rows the threshold never saw, at the threshold and at probability 0.5."""
+    evaluation = evaluate(labels, scores, threshold)
+    evaluation["threshold_probability"] = scale.probability(threshold)
+    at_half = evaluate(labels, scores, scale.score(0.5), auc=False)
+    evaluation["at_probability_0.5"] = {k: at_half[k] for k in ("precision", "recall", "f1", "false_positive_rate",
+                                                                 "confusion_matrix")}
+    if chosen_on is None:
+        evaluation["threshold_chosen_on"] = None  # given, or 0.5: every scored row is unseen by it
+        return evaluation
+    chosen = evaluate(chosen_on, chosen_scores, threshold, auc=False)
+    evaluation["threshold_chosen_on"] = {
+        "rows": chosen["rows"], "f1": chosen["f1"],
+        "how": f"best F1 on each host's earlier half of the validation rows, within probabilities "
+               f"{THRESHOLD_RANGE[0]}-{THRESHOLD_RANGE[1]}, ties toward 0.5; the metrics above are on the later half"}
+    return evaluation

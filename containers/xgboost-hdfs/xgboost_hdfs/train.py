@@ -18,7 +18,7 @@ from byoc.training import TrainingEnv, stop_signal
 from . import checkpoints
 from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed
 from .distributed import Cluster
-from .evaluation import best_f1_threshold, evaluate
+from .evaluation import ScoreScale, best_f1_threshold, report
 from .logparse import TemplateMatcher, load_templates
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ HYPERPARAMETERS = [
     Param("verbosity", int, 1, "XGBoost log level", low=0, high=3),
     Param("collective_timeout", int, 900, "multi-instance jobs: seconds a host waits for the others", low=10),
     Param("checkpoint_frequency", int, 10, "with a checkpoint configuration: rounds between checkpoints", low=1, high=100000),
-    Param("threshold", float, "auto", "decision threshold; auto = best F1 on the validation channel (0.5 without one)", parse=_threshold),
+    Param("threshold", float, "auto", "decision threshold, a probability (for binary:logitraw too); auto = best F1 on the earlier half of the validation channel, within 0.05-0.95 (0.5 without one)", parse=_threshold),
 ]
 _XGB_NAMES = {"lambda": "reg_lambda", "alpha": "reg_alpha"}
 _NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout", "checkpoint_frequency"}
@@ -130,6 +130,9 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
 
 
 def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
+    scale = ScoreScale(hp["objective"])
+    if hp["threshold"] != "auto":
+        scale.score(hp["threshold"])  # a threshold logitraw cannot use fails before any work
     try:
         train_set, validation = _load(env, hp)
     except DataError as problem:
@@ -151,30 +154,43 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     if validation is not None:
         dvalid = xgb.DMatrix(validation.features, validation.labels, feature_names=validation.feature_names)
         evals.append((dvalid, "validation"))
+    data = _data_identity(env, cluster, train_set, validation)
     booster = checkpoints.train(params, dtrain, hp["num_round"], evals, folder=env.checkpoint_dir,
                                 frequency=hp["checkpoint_frequency"], early_stopping_rounds=hp["early_stopping_rounds"],
-                                cluster=cluster, callbacks=[_PrintRounds()] if cluster.is_leader else [])
+                                cluster=cluster, callbacks=[_PrintRounds()] if cluster.is_leader else [], data=data)
 
     # Every host holds the same booster; the threshold and the evaluation need every host's rows.
     scored = validation or train_set
-    labels = np.concatenate(cluster.gather(scored.labels))
-    scores = np.concatenate(cluster.gather(_predict(booster, scored.features)))
+    choose = hp["threshold"] == "auto" and validation is not None and scale.choosable
+    # Rows are in file order (chronological for the HDFS layouts): the threshold is chosen on each
+    # host's earlier half of validation and scored on the later half, rows it never saw.
+    half = _earlier_half(cluster, len(scored.labels)) if choose else 0
+    scores = _predict(booster, scored.features)
+    parts = [(np.concatenate(cluster.gather(scored.labels[rows])), np.concatenate(cluster.gather(scores[rows])))
+             for rows in (slice(0, half), slice(half, None))]
     if not cluster.is_leader:
         # Exit only once the leader has saved: local mode (docker-compose --abort-on-container-exit)
         # stops every container of the job as soon as one exits.
         cluster.barrier()
         log.info("done as rank %d; %s saved the model", cluster.rank, cluster.hosts[0])
         return
-    threshold = _choose_threshold(hp, labels if validation is not None else None, scores)
-    evaluation = evaluate(labels, scores, threshold)
+    (chosen_on, chosen_scores), (labels, scores) = parts
+    if choose:
+        threshold = best_f1_threshold(chosen_on, chosen_scores, scale.score(0.5), *scale.bounds)
+    else:
+        threshold = scale.score(0.5 if hp["threshold"] == "auto" else hp["threshold"])
+    evaluation = report(labels, scores, threshold, scale, chosen_on if choose else None, chosen_scores)
     evaluation["dataset"] = "validation" if validation is not None else "train"
     evaluation["best_iteration"] = getattr(booster, "best_iteration", hp["num_round"] - 1)
     evaluation["hosts"] = cluster.size
     for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc"):
         metrics.print_metric(f"{evaluation['dataset']}-{name}", evaluation[name])
+    metrics.print_metric(f"{evaluation['dataset']}-f1_at_0.5", evaluation["at_probability_0.5"]["f1"])
 
     with stop_signal.deferred():  # a stop now would leave a model without its metadata
-        _save(env, booster, train_set, hp, threshold, evaluation)
+        _save(env, booster, train_set, hp, scale, threshold, evaluation)
+        if env.checkpoint_dir is not None:
+            checkpoints.mark_finished(env.checkpoint_dir, booster.num_boosted_rounds())
     cluster.barrier()  # the other hosts may exit now
 
 
@@ -184,13 +200,23 @@ def _predict(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     return booster.inplace_predict(features, iteration_range=rounds)
 
 
-def _choose_threshold(hp: dict, validation_labels: np.ndarray | None, scores: np.ndarray) -> float:
-    if hp["threshold"] != "auto":
-        return hp["threshold"]
-    default = 0.0 if hp["objective"] == "binary:logitraw" else 0.5
-    if validation_labels is None or hp["objective"] == "binary:hinge":
-        return default
-    return best_f1_threshold(validation_labels, scores, default)
+def _earlier_half(cluster: Cluster, rows: int) -> int:
+    """This host's count of the earlier half: about half its rows, and half of all rows over all
+    hosts exactly, as one host would split them (odd counts round up on the first hosts)."""
+    counts = cluster.gather(rows)
+    halves = [n // 2 for n in counts]
+    odd = [rank for rank, n in enumerate(counts) if n % 2][: sum(counts) // 2 - sum(halves)]
+    return halves[cluster.rank] + (cluster.rank in odd)
+
+
+def _data_identity(env: TrainingEnv, cluster: Cluster, train_set: Dataset, validation: Dataset | None) -> dict:
+    """Each channel's digest over every host's share, for the checkpoint fingerprint (only with checkpoints)."""
+    if env.checkpoint_dir is None:
+        return {}
+    own = [checkpoints.data_identity(d.features, d.labels, d.feature_names) if d is not None else None
+           for d in (train_set, validation)]
+    shares = cluster.gather(own)
+    return {name: checkpoints.combined([host[i] for host in shares]) for i, name in enumerate(("train", "validation"))}
 
 
 def _check_compatible(train_set: Dataset, validation: Dataset | None) -> None:
@@ -203,7 +229,8 @@ def _check_compatible(train_set: Dataset, validation: Dataset | None) -> None:
         raise DataError(f"train is {train_set.source} but validation is {validation.source}; use one format")
 
 
-def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, threshold: float, evaluation: dict) -> None:
+def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, scale: ScoreScale, threshold: float,
+          evaluation: dict) -> None:
     """Model and metadata only after everything succeeded, so a failed job leaves no model."""
     env.model_dir.mkdir(parents=True, exist_ok=True)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +244,8 @@ def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, th
         "feature_source": dataset.source,
         "templates": load_templates() if dataset.source == RAW_LOGS else None,
         "objective": hp["objective"],
-        "threshold": float(threshold),
+        "threshold": float(threshold),  # in score space: serving compares scores >= threshold
+        "threshold_probability": scale.probability(threshold),
         "versions": {"xgboost": xgb.__version__, "python": platform.python_version()},
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
