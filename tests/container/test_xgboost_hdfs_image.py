@@ -65,7 +65,7 @@ def test_train_from_raw_logs(raw_job):
                      job.stdout, re.M), job.stdout[-2000:]
     assert re.search(r"^validation-f1: 0\.9", job.stdout, re.M)
     evaluation = json.loads((root / "output" / "data" / "evaluation.json").read_text())
-    assert evaluation["f1"] > 0.9 and evaluation["confusion_matrix"]["tp"] >= 46
+    assert evaluation["f1"] > 0.9 and evaluation["confusion_matrix"]["tp"] >= 28  # of the 30 anomalies in the later half, which the threshold never saw
     extraction = json.loads((root / "output" / "data" / "extraction.json").read_text())
     assert extraction["unmatched_lines"] == 0 and extraction["blocks"] == 6440
     assert sorted(p.name for p in (root / "model").iterdir()) == ["metadata.json", "xgboost-model"]
