@@ -145,9 +145,10 @@ def test_blocked_in_c_staggered_requests_all_get_their_504_and_the_worker_is_rep
         pings, stop = [], threading.Event()
 
         def ping_loop():
+            # While the worker retires, a /ping waits in the listen backlog for its replacement.
             while not stop.is_set() and len(pings) < 400:
                 try:
-                    pings.append(requests.get(f"{server.url}/ping", timeout=2).status_code)
+                    pings.append(requests.get(f"{server.url}/ping", timeout=10).status_code)
                 except requests.RequestException as exc:
                     pings.append(type(exc).__name__)
                 time.sleep(0.05)

@@ -89,6 +89,15 @@ def _settle(future: asyncio.Future, outcome: tuple) -> None:
         future.set_result(value) if ok else future.set_exception(value)
 
 
+class _Expired(Exception):
+    """Set on a job's future when its time is up (never raised by a model)."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
 class ComputeThreads:
     """The process's compute thread (one, plus one per overrun still running), fed in order.
 
@@ -113,15 +122,19 @@ class ComputeThreads:
                     self._pid = os.getpid()
         loop = asyncio.get_running_loop()
         job = _Job(call, loop.create_future(), loop)
+        timer = loop.call_later(max(seconds, 0), _expire, job.future)  # cheaper than asyncio.timeout
         self._queue.put(job)
         try:
-            async with asyncio.timeout(max(seconds, 0)):
-                return await job.future
-        except TimeoutError:
+            return await job.future
+        except _Expired:
             with self._lock:
                 job.abandoned = True
-                running = job.thread is not None and not job.done
-                if running and not job.thread.overran:
+                if job.thread is not None and not job.done and not job.thread.overran:
                     job.thread.overran = True
                     self._start_thread()
             raise DeadlineExceeded(job) from None
+        except asyncio.CancelledError:  # the server gave up on the request (shutdown timeout)
+            job.abandoned = True
+            raise
+        finally:
+            timer.cancel()
