@@ -224,7 +224,7 @@ def test_request_past_the_timeout_gets_504_and_the_next_is_served(model):
     assert response.headers["Content-Type"].startswith("application/json")
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=1 s" in response.json()["error"]
     # XGBoost's C calls release the GIL, so the loop answers on time; json.loads of 18 MiB holds it
-    # (one C call), and the 504 waits for that call to return.
-    assert 1 <= took < (2 if image == "xgboost-hdfs" else 3)
+    # (one C call of seconds), and the 504 waits for that call to return.
+    assert 1 <= took < (2 if image == "xgboost-hdfs" else 10)
     assert again.status_code == 200 and again.text == expected
     assert "WORKER TIMEOUT" not in logs and "SIGKILL" not in logs and "Traceback" not in logs

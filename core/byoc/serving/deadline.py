@@ -40,9 +40,10 @@ class DeadlineExceeded(Exception):
 
 
 def hard_timeout(timeout: int) -> int:
-    """Gunicorn's timeout: only a loop blocked this long is killed (the worker's heartbeat comes
-    from its own loop every second, server.py), well after the 504 went out."""
-    return timeout + max(5, timeout // 2)
+    """Gunicorn's timeout. The worker's heartbeat comes from its own loop every second (server.py),
+    so only a loop that cannot run this long is killed: one C call holding the GIL (json.loads of
+    a huge body takes seconds) delays a 504 until it returns, and must not cost the worker."""
+    return timeout + max(30, timeout // 2)
 
 
 class _Job:
