@@ -96,3 +96,21 @@ def test_past_the_connection_cap_the_oldest_idle_connection_makes_room(tmp_path)
                 pass
     assert pings == [200] * 5
     assert closed >= 20  # the oldest ones, closed by the server to stay under the cap
+
+
+def test_a_trickled_body_is_a_408_at_the_request_timeout(tmp_path):
+    with HostServer(tmp_path, "SlowRuntime", 1, timeout=2, BYOC_BODY_TIMEOUT="10") as server, _connect(server) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n\r\n")
+        start, answer = time.monotonic(), b""
+        sock.settimeout(0.5)
+        while not answer and time.monotonic() - start < 5:  # one byte every 0.5 s: never a 10 s stall
+            try:
+                sock.sendall(b"1")
+                answer = sock.recv(65536)
+            except (TimeoutError, socket.timeout):
+                pass
+        took = time.monotonic() - start
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=2 s" in json.loads(body)["error"]
+    assert 2.0 <= took < 3.0, took

@@ -7,7 +7,7 @@ benchmark"). Bad requests get a 4xx with {"error": "..."}; nothing a client send
 The event loop only does HTTP: the model runs in the worker's compute thread (deadline.py), so
 /ping and the worker's heartbeat never wait for a computation. SAGEMAKER_MODEL_SERVER_TIMEOUT
 covers the whole request: a body not read in time is a 408 (so is a body that stalls for
-BYOC_BODY_TIMEOUT), a computation not done in time a 504. A computation still running
+BYOC_BODY_TIMEOUT; both answered by protocol.py), a computation not done in time a 504. A computation still running
 BYOC_RETIRE_GRACE seconds after its 504 makes the worker retire (`retire`, set by server.py).
 At most BYOC_MAX_CONCURRENT_INVOCATIONS requests are held per worker; more get a 503 at once.
 """
@@ -100,7 +100,7 @@ class ServingApp:
             if length is not None and length > self.limit:
                 raise PayloadTooLarge(f"body of {length} bytes is over the {self.config.max_payload_mb} MB limit "
                                       "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
-            body = await self._read_body(receive, started)
+            body = await self._read_body(receive)
             if body is None:  # the client went away
                 return
             try:
@@ -138,39 +138,29 @@ class ServingApp:
         if self.retire is not None:
             self.retire()
 
-    async def _read_body(self, receive, started: float) -> bytes | None:
-        """The whole body, or PayloadTooLarge as soon as it passes the limit (chunked bodies too);
-        a 408 if it stalls for body_timeout or is not complete within the request's timeout."""
-        loop = asyncio.get_running_loop()
-        end = started - time.monotonic() + loop.time() + self.config.timeout  # the request's deadline
-        try:
-            async with asyncio.timeout(min(end, loop.time() + self.config.body_timeout)) as limit:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                body = message.get("body", b"")
-                if not message.get("more_body"):  # the usual case: one message
-                    if len(body) > self.limit:
-                        raise self._too_large()
-                    return body
-                chunks, size = [body], len(body)
-                while message.get("more_body"):
-                    limit.reschedule(min(end, loop.time() + self.config.body_timeout))
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return None
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self.limit:
-                        raise self._too_large()
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except TimeoutError:
-            if loop.time() >= end:
-                reason = f"was not complete within SAGEMAKER_MODEL_SERVER_TIMEOUT={self.config.timeout} s"
-            else:
-                reason = f"stalled for BYOC_BODY_TIMEOUT={self.config.body_timeout} s"
-            raise RequestError(f"the request body {reason}; send it faster or in one piece", status=408) from None
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body, or PayloadTooLarge as soon as it passes the limit (chunked bodies too).
+        A body that stalls or comes too late gets its 408 from the protocol (protocol.py): here it
+        ends as a disconnect."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body = message.get("body", b"")
+        if not message.get("more_body"):  # the usual case: one message
+            if len(body) > self.limit:
+                raise self._too_large()
+            return body
+        chunks, size = [body], len(body)
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"body is over the {self.config.max_payload_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
