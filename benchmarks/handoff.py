@@ -1,5 +1,5 @@
 """The cost of running the model off the event loop, at one row: the serving app called in process
-on uvloop (no sockets), sequential requests, median of rounds.
+on uvloop (no sockets), sequential requests, the best of 5 rounds (the least disturbed by other load).
 
     python benchmarks/handoff.py [core folder]   # e.g. an older checkout's core/ to compare
 
@@ -9,7 +9,6 @@ alone: a direct call, the compute thread (SimpleQueue + call_soon_threadsafe), r
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ def main() -> None:
         for name, value in uvloop.run(handoffs()).items():
             results.setdefault(name, []).append(value)
     for name, values in results.items():
-        print(f"{name:28s} {statistics.median(values):7.1f} us")
+        print(f"{name:28s} {min(values):7.1f} us")
 
 
 if __name__ == "__main__":
