@@ -79,7 +79,10 @@ class _ComputeThread(threading.Thread):
                 job.done = True
                 wanted, overran = not job.abandoned, self.overran
             if wanted:
-                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                except RuntimeError:  # that event loop is closed: nobody is waiting any more
+                    pass
             if overran:
                 return
 
@@ -115,12 +118,10 @@ class ComputeThreads:
         _ComputeThread(self).start()
 
     async def run(self, call: Callable, seconds: float):
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._queue = SimpleQueue()
-                    self._start_thread()
-                    self._pid = os.getpid()
+        if self._pid != os.getpid():  # first use in this process; only its event loop calls run()
+            self._lock, self._queue = threading.Lock(), SimpleQueue()
+            self._start_thread()
+            self._pid = os.getpid()
         loop = asyncio.get_running_loop()
         job = _Job(call, loop.create_future(), loop)
         timer = loop.call_later(max(seconds, 0), _expire, job.future)  # cheaper than asyncio.timeout
