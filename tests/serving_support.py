@@ -62,7 +62,7 @@ def csv_rows_up_to(image: str, limit: int, seed: int = 0) -> tuple[np.ndarray, b
 def container_processes(name: str) -> dict[int, str]:
     """pid -> command line of every process in the container (read from /proc: no ps in the images)."""
     script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null) || continue; "
-              "[ -n \"$c\" ] && echo \"${p#/proc/} $c\"; done")
+              "[ -n \"$c\" ] && echo \"${p#/proc/} $c\"; done; true")  # a zombie last is no error
     out = subprocess.run(["docker", "exec", name, "sh", "-c", script], capture_output=True, text=True, check=True).stdout
     found = {}
     for line in out.splitlines():

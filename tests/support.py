@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import shutil
 import subprocess
@@ -107,6 +108,32 @@ class Server:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
 
 
+def start_process(args: list, **kwargs) -> subprocess.Popen:
+    """Popen in a session (and process group) of its own, so stop_process ends it with its children."""
+    return subprocess.Popen(args, start_new_session=True, **kwargs)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # the whole group is gone already
+        pass
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+    """Send `sig` to the process's whole group, SIGKILL the group if the process has not exited
+    within `timeout`, and SIGKILL whatever of the group outlived it (orphaned workers); returns
+    the exit code of the process itself."""
+    _signal_group(process.pid, sig)
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        code = process.wait()
+    _signal_group(process.pid, signal.SIGKILL)
+    return code
+
+
 def free_port() -> int:
     import socket
 
@@ -123,8 +150,8 @@ class MotoServer:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "MotoServer":
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = start_process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -132,7 +159,7 @@ class MotoServer:
                 return self
             except requests.ConnectionError:
                 time.sleep(0.2)
-        self.process.kill()
+        stop_process(self.process, signal.SIGKILL)
         raise AssertionError("moto server did not start")
 
     def client(self, service: str):
@@ -148,8 +175,7 @@ class MotoServer:
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
     def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)
 
 
 class RegistryServer:
@@ -171,8 +197,8 @@ class RegistryServer:
         binary = shutil.which("docker-registry")
         if not binary:
             pytest.fail("docker-registry is not installed (apt-get install docker-registry; .ci/run does it)")
-        self.process = subprocess.Popen([binary, "serve", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = start_process([binary, "serve", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -180,9 +206,8 @@ class RegistryServer:
                     return self
             except requests.ConnectionError:
                 time.sleep(0.2)
-        self.process.kill()
+        stop_process(self.process, signal.SIGKILL)
         raise AssertionError("docker-registry did not start")
 
     def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop_process(self.process, timeout=10)

@@ -29,6 +29,10 @@ def serve() -> None:
     # Until the server installs its own handlers, SIGTERM (docker stop) would be ignored: PID 1 has
     # no default action. Loading libraries and the model can take a while: stop at once, with 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from .serving.limits import prepare_serving
+
+    # Before the algorithm's imports: native thread pools read their limits when loaded.
+    prepare_serving()
     if os.environ.get("SAGEMAKER_MULTI_MODEL", "").strip().lower() == "true":
         from .serving import mme
 

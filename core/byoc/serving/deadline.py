@@ -1,118 +1,142 @@
-"""SAGEMAKER_MODEL_SERVER_TIMEOUT as a per-request deadline that the client hears about.
+"""SAGEMAKER_MODEL_SERVER_TIMEOUT as a per-request deadline that the client always hears about.
 
-Gunicorn's own timeout is a heartbeat check in the master: a sync worker stuck in one request
-for that long is killed, and its client sees a dropped connection; a gthread worker is never
-killed for a slow request at all. So the request itself must stop: each /invocations runs under
-`Deadlines.limit()`, and a watchdog thread in the worker (one per process, started on first use,
-after the fork) raises `DeadlineExceeded` inside the request's thread once its time is up. The
-app answers that with a JSON 504 and the worker carries on with the next request.
+The model's work (runtime.invoke) runs in a compute thread of the worker process, never in the
+event loop: the loop awaits the result with the time the request has left, and when that is up it
+answers the JSON 504 itself. So the loop never stops: other connections are served, /ping answers
+and the worker's heartbeat to gunicorn goes on, however long the computation blocks (in C, in a
+sleep, in a lock of the user's script). Nothing is injected into the computation, so no lock,
+queue or half-built object of the model or of a user's handler can be left broken by the timeout.
 
-The exception is delivered asynchronously (PyThreadState_SetAsyncExc), which works the same in
-the main thread (sync workers) and in a pool thread (gthread workers). Python checks for it
-between bytecodes: parsing and encoding loops stop within milliseconds, while one long call into
-C (a single XGBoost prediction, json.loads of a big body) finishes first. Gunicorn's timeout
-stays behind as the last resort for work that never returns to Python (`hard_timeout`).
+A computation that overran keeps its thread: a fresh thread takes over the queue at once, so the
+requests behind it are still computed. If it is still running `grace` seconds after its 504, the
+worker retires (app.py): it stops accepting, finishes or 504s what it holds, and exits; gunicorn
+starts a new one from the preloaded master. Threads are daemons, so a stuck one never holds up
+the exit. Gunicorn's own timeout stays the last resort, for a loop that cannot run at all (a C
+call that holds the GIL).
 
-`DeadlineExceeded` derives from BaseException so that `except Exception` in a library or in a
-user's script-mode handler cannot swallow it.
+Hand-off: a SimpleQueue to the thread and call_soon_threadsafe back, tens of microseconds; no
+ThreadPoolExecutor, whose threads are joined at exit (a stuck one would block the retirement).
 """
 from __future__ import annotations
 
-import ctypes
+import asyncio
 import os
 import threading
-import time
+from queue import SimpleQueue
+from typing import Callable
 
-TICK_S = 0.05  # how often the watchdog looks at the running requests
 
+class DeadlineExceeded(Exception):
+    """The request ran past its deadline; `running` tells, at any later time, whether its
+    computation still goes on."""
 
-class DeadlineExceeded(BaseException):
-    """Raised inside a request's thread when it ran past SAGEMAKER_MODEL_SERVER_TIMEOUT."""
+    def __init__(self, job: "_Job"):
+        super().__init__("deadline exceeded")
+        self._job = job
+
+    @property
+    def running(self) -> bool:
+        return self._job.thread is not None and not self._job.done
 
 
 def hard_timeout(timeout: int) -> int:
-    """Gunicorn's timeout: later than ours, so a request is answered (504) before its worker is killed.
-
-    A sync worker's heartbeat is refreshed just before it accepts a connection, so gunicorn's
-    clock for a request starts at most a moment before ours; the margin covers one long C call
-    that must return before the deadline can fire, and the master's one-second check interval.
-    """
-    return timeout + max(5, timeout // 2)
+    """Gunicorn's timeout. The worker's heartbeat comes from its own loop every second (server.py),
+    so only a loop that cannot run this long is killed: one C call holding the GIL (json.loads of
+    a huge body takes seconds) delays a 504 until it returns, and must not cost the worker."""
+    return timeout + max(30, timeout // 2)
 
 
-def _raise_in(thread_id: int, exception: type[BaseException] | None) -> int:
-    """Schedule `exception` in the thread (None clears a scheduled one); returns threads affected."""
-    return ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception is not None else ctypes.c_void_p(0))
+class _Job:
+    __slots__ = ("call", "future", "loop", "thread", "done", "abandoned")
+
+    def __init__(self, call: Callable, future: asyncio.Future, loop: asyncio.AbstractEventLoop):
+        self.call, self.future, self.loop = call, future, loop
+        self.thread: _ComputeThread | None = None  # the thread that took it, once it started
+        self.done = self.abandoned = False
 
 
-class _Request:
-    __slots__ = ("thread_id", "deadline", "fired")
+class _ComputeThread(threading.Thread):
+    def __init__(self, pool: "ComputeThreads"):
+        super().__init__(name="byoc-compute", daemon=True)
+        self.pool = pool
+        self.overran = False  # set by the loop: a job ran past its deadline, a fresh thread took over
 
-    def __init__(self, thread_id: int, deadline: float):
-        self.thread_id, self.deadline, self.fired = thread_id, deadline, False
-
-
-class Deadlines:
-    """The running requests of this process and the watchdog that enforces their deadlines.
-
-    Use as `with deadlines.limit(seconds): ...`, itself inside `try: ... except DeadlineExceeded`:
-    the exception can surface anywhere up to the end of the `with` statement, and never after it.
-    The watchdog fires at most once per request and forgets the request as it fires; the request
-    withdraws an exception that was fired but not yet delivered, under the same lock, as it leaves.
-    """
-
-    def __init__(self, tick: float = TICK_S):
-        self.tick = tick
-        self._lock = threading.Lock()
-        self._running: dict[int, _Request] = {}
-        self._pid = -1  # the process whose watchdog runs (threads do not survive a fork)
-
-    def _ensure_watchdog(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid != os.getpid():
-                self._running = {}
-                threading.Thread(target=self._watch, name="byoc-deadlines", daemon=True).start()
-                self._pid = os.getpid()
-
-    def _watch(self) -> None:
+    def run(self) -> None:
+        pool = self.pool
         while True:
-            time.sleep(self.tick)
-            now = time.monotonic()
+            job = pool._queue.get()
+            with pool._lock:
+                if job.abandoned:  # its deadline passed while it waited: nobody wants the answer
+                    continue
+                job.thread = self
+            try:
+                outcome = (True, job.call())
+            except Exception as exc:
+                outcome = (False, exc)
+            except BaseException as exc:  # SystemExit from a user's handler must not stop the loop
+                outcome = (False, RuntimeError(f"the model raised {type(exc).__name__}: {exc}"))
+            with pool._lock:
+                job.done = True
+                wanted, overran = not job.abandoned, self.overran
+            if wanted:
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+                except RuntimeError:  # that event loop is closed: nobody is waiting any more
+                    pass
+            if overran:
+                return
+
+
+def _settle(future: asyncio.Future, outcome: tuple) -> None:
+    if not future.done():
+        ok, value = outcome
+        future.set_result(value) if ok else future.set_exception(value)
+
+
+class _Expired(Exception):
+    """Set on a job's future when its time is up (never raised by a model)."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
+class ComputeThreads:
+    """The process's compute thread (one, plus one per overrun still running), fed in order.
+
+    `await threads.run(call, seconds)` returns call()'s result or raises its exception, or raises
+    DeadlineExceeded once `seconds` have passed; the call is then dropped if it had not started.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue: SimpleQueue[_Job] = SimpleQueue()
+        self._pid = -1  # threads do not survive a fork: gunicorn preloads in the master
+
+    def _start_thread(self) -> None:
+        _ComputeThread(self).start()
+
+    async def run(self, call: Callable, seconds: float):
+        if self._pid != os.getpid():  # first use in this process; only its event loop calls run()
+            self._lock, self._queue = threading.Lock(), SimpleQueue()
+            self._start_thread()
+            self._pid = os.getpid()
+        loop = asyncio.get_running_loop()
+        job = _Job(call, loop.create_future(), loop)
+        timer = loop.call_later(max(seconds, 0), _expire, job.future)  # cheaper than asyncio.timeout
+        self._queue.put(job)
+        try:
+            return await job.future
+        except _Expired:
             with self._lock:
-                late = [key for key, request in self._running.items() if now >= request.deadline]
-                for key in late:
-                    request = self._running.pop(key)
-                    request.fired = True
-                    _raise_in(request.thread_id, DeadlineExceeded)
-
-    def limit(self, seconds: float) -> "_Limit":
-        self._ensure_watchdog()
-        return _Limit(self, seconds)
-
-    def _enter(self, seconds: float) -> tuple[int, _Request]:
-        request = _Request(threading.get_ident(), time.monotonic() + seconds)
-        with self._lock:
-            self._running[id(request)] = request
-        return id(request), request
-
-    def _leave(self, key: int, request: _Request) -> None:
-        with self._lock:
-            self._running.pop(key, None)
-            if request.fired:  # fired, maybe not delivered yet: withdraw it
-                _raise_in(request.thread_id, None)
-
-
-class _Limit:
-    __slots__ = ("_deadlines", "_seconds", "_key", "_request")
-
-    def __init__(self, deadlines: Deadlines, seconds: float):
-        self._deadlines, self._seconds = deadlines, seconds
-
-    def __enter__(self) -> None:
-        self._key, self._request = self._deadlines._enter(self._seconds)
-
-    def __exit__(self, *exc) -> None:
-        self._deadlines._leave(self._key, self._request)
+                job.abandoned = True
+                if job.thread is not None and not job.done and not job.thread.overran:
+                    job.thread.overran = True
+                    self._start_thread()
+            raise DeadlineExceeded(job) from None
+        except asyncio.CancelledError:  # the server gave up on the request (shutdown timeout)
+            job.abandoned = True
+            raise
+        finally:
+            timer.cancel()

@@ -9,27 +9,70 @@ and workers share the loaded model's memory copy-on-write.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 from typing import Callable
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from ..runtime import ModelRuntime
 from .app import create_app
 from .config import ServerConfig
 from .deadline import hard_timeout
+from .limits import THREAD_VARIABLES
+from .protocol import guarded_protocol
 
 log = logging.getLogger(__name__)
+HEARTBEAT_S = 1.0
+
+
+def thread_pools() -> str:
+    """What the loaded native thread pools use, as threadpoolctl sees them (the env if it is absent)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ", ".join(f"{name}={os.environ.get(name)}" for name in THREAD_VARIABLES[:3]) + " (no threadpoolctl)"
+    return ", ".join(f"{pool['internal_api']}={pool['num_threads']}" for pool in threadpool_info()) or "none loaded"
 
 
 class Worker(UvicornWorker):
-    """uvicorn's gunicorn worker with the fast loop and parser, and nothing per request we do not use."""
+    """uvicorn's gunicorn worker with the fast loop and parser, and nothing per request we do not use.
+
+    Two additions: the heartbeat to gunicorn's master comes from a task of its own every second
+    (uvicorn's comes only every timeout/2 and stops once a shutdown begins), so gunicorn's kill
+    is left for a loop that is really blocked; and the app can retire this worker gracefully
+    (server.should_exit: stop accepting, finish what is held, exit; the master forks a new one).
+    """
 
     CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools", "lifespan": "off", "access_log": False,
                      "server_header": False}
+
+    async def _serve(self) -> None:
+        app = self.wsgi
+        self.config.app = app
+        self.config.http = guarded_protocol(app.config)
+        self.config.timeout_graceful_shutdown = app.config.timeout + app.config.retire_grace
+        server = Server(config=self.config)
+        app.retire = lambda: setattr(server, "should_exit", True)
+        self._install_sigquit_handler()
+        log.info("worker %d: thread pools %s", os.getpid(), thread_pools())
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat())
+        try:
+            await server.serve(sockets=self.sockets)
+        finally:
+            heartbeat.cancel()
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.notify()
+            await asyncio.sleep(HEARTBEAT_S)
 
 
 class _Server(BaseApplication):
@@ -52,7 +95,7 @@ def gunicorn_options(config: ServerConfig) -> dict:
         "bind": f"0.0.0.0:{config.port}",
         "workers": config.workers,
         # The app answers a request past SAGEMAKER_MODEL_SERVER_TIMEOUT with a 504 itself
-        # (deadline.py); gunicorn's kill comes later, for work that never returns to Python.
+        # (deadline.py); gunicorn's kill is for a loop blocked that long (a C call holding the GIL).
         "timeout": hard_timeout(config.timeout),
         "graceful_timeout": 20,
         "preload_app": True,
@@ -70,9 +113,7 @@ def serve(runtime_class: type[ModelRuntime], overrides: dict | None = None) -> N
     """overrides: gunicorn settings over gunicorn_options() (for benchmarks, not for SageMaker)."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig.from_env()
-    # One compute thread per worker: workers are the unit of parallelism.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    config = ServerConfig.from_env()  # thread and open-file limits are set already (limits.py, cli.serve)
 
     def load_app():
         try:
