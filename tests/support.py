@@ -68,10 +68,14 @@ class Server:
         for host, container in self.volumes.items():
             command += ["-v", f"{host}:{container}:ro"]
         subprocess.run(command + [self.image, "serve"], check=True, capture_output=True)
-        mapped = subprocess.run(["docker", "port", self.name, f"{self.port}/tcp"], capture_output=True,
-                                text=True, check=True).stdout.split()[0]
-        self.url = f"http://{mapped}"
-        self.wait_ready()
+        try:  # __exit__ does not run when __enter__ fails: a server that never got ready is removed here
+            mapped = subprocess.run(["docker", "port", self.name, f"{self.port}/tcp"], capture_output=True,
+                                    text=True, check=True).stdout.split()[0]
+            self.url = f"http://{mapped}"
+            self.wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
