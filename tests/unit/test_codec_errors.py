@@ -1,7 +1,7 @@
 """Inputs the fuzz test (tests/container/test_fuzz.py) found answered with a 500, now 400s that name
 the problem: huge JSON integers, deeply nested JSON, .npy headers that promise more than the body
 holds or carry non-numeric dtypes, infinite values. Bodies with no rows are refused by the runtime
-(tests/unit/test_serving_inputs.py)."""
+(tests/unit/test_request_bodies.py)."""
 from __future__ import annotations
 
 import io
