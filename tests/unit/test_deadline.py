@@ -51,7 +51,7 @@ def test_the_wait_ends_on_time_however_the_computation_is_blocked(blocked):
             "lock": lambda: lock.acquire(timeout=3)}[blocked]
     result, waited = _run(ComputeThreads(), work, 0.3)
     assert isinstance(result, DeadlineExceeded) and result.running
-    assert 0.3 <= waited < 0.4, waited
+    assert 0.29 <= waited < 1.5, waited  # the 0.3 s deadline, not the 2-3 s computation
 
 
 def test_the_queue_behind_an_overrun_is_still_computed():
@@ -66,7 +66,7 @@ def test_the_queue_behind_an_overrun_is_still_computed():
 
     (stuck,), quick, waited = asyncio.run(main())
     assert isinstance(stuck, DeadlineExceeded) and quick == "done"
-    assert waited < 0.3, waited  # a fresh thread took the queue when the first one overran
+    assert waited < 1.5, waited  # not the stuck one's 2 s: a fresh thread took the queue when the first one overran
 
 
 def test_a_call_whose_deadline_passed_in_the_queue_is_never_run():
@@ -110,7 +110,8 @@ def test_a_handler_with_a_queue_and_a_lock_keeps_working_after_many_timeouts():
         fired = 0
         for i in range(300):
             try:
-                await threads.run(lambda: handler(0.002 + (i % 5) * 0.001), 0.004)
+                # every tenth with time to spare, so both outcomes happen however loaded the machine is
+                await threads.run(lambda: handler(0.002 + (i % 5) * 0.001), 1.0 if i % 10 == 0 else 0.004)
             except DeadlineExceeded:
                 fired += 1
         await asyncio.sleep(0.1)

@@ -39,7 +39,7 @@ def test_half_sent_headers_are_answered_408_and_closed(tmp_path):
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert b"BYOC_HEADER_TIMEOUT=1 s" in answer
-    assert took < 2.0, took
+    assert took < 4.0, took  # the 1 s header deadline, not keep-alive's 5 s
 
 
 def test_a_kept_alive_connection_gets_the_header_deadline_for_each_request(tmp_path):
@@ -49,7 +49,7 @@ def test_a_kept_alive_connection_gets_the_header_deadline_for_each_request(tmp_p
         sock.sendall(b"GET /pi")  # the next request starts and stalls: keep-alive's timer is gone
         start = time.monotonic()
         assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 4.0  # the 1 s header deadline, not keep-alive's 5 s
 
 
 def test_a_stalled_body_is_a_json_408(tmp_path):
@@ -62,7 +62,7 @@ def test_a_stalled_body_is_a_json_408(tmp_path):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), answer
     assert "BYOC_BODY_TIMEOUT=1 s" in json.loads(body)["error"]
-    assert 1.0 <= took < 2.0, took
+    assert 0.95 <= took < 5.0, took  # the 1 s stall, not the request's 30 s
 
 
 def test_invocations_past_the_limit_get_503_and_ping_stays_200(tmp_path):
@@ -113,4 +113,4 @@ def test_a_trickled_body_is_a_408_at_the_request_timeout(tmp_path):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), answer
     assert "SAGEMAKER_MODEL_SERVER_TIMEOUT=2 s" in json.loads(body)["error"]
-    assert 2.0 <= took < 3.0, took
+    assert 1.95 <= took < 6.0, took  # the request's 2 s, not the 10 s stall
