@@ -41,8 +41,11 @@ def _checkov(framework: str, directory: Path) -> dict:
         pytest.fail("checkov is not installed: run the tests through ./test.sh, which makes .venv-checkov "
                     "(requirements-checkov.txt) and sets BYOC_CHECKOV")
     # --skip-download: no call to the vendor's platform; the checks are those of the pinned version.
-    result = subprocess.run([checkov, "--directory", str(directory), "--framework", framework, "--skip-download",
-                             "--output", "json"], capture_output=True, text=True, timeout=600)
+    # Run from inside the folder: checkov 3.3.30 puts each file's absolute path into the Lambda's
+    # environment variables it scans for secrets (key __file__), so some checkout paths (seen:
+    # /work/ci/main/...) made CKV_AWS_45 fail on a path, not on the template.
+    result = subprocess.run([checkov, "--directory", ".", "--framework", framework, "--skip-download",
+                             "--output", "json"], capture_output=True, text=True, timeout=600, cwd=directory)
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: some check failed
     report = json.loads(result.stdout)
     [report] = report if isinstance(report, list) else [report]
