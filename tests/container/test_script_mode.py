@@ -92,16 +92,20 @@ time.sleep(300)
 '''
 
 
+def _sigterm_when(job: "Job", line: str) -> tuple[int, float, str]:
+    """docker kill --signal TERM once the job logged `line`: (exit code, seconds to exit, logs)."""
+    job.wait_for(line)
+    sent = time.monotonic()
+    subprocess.run(["docker", "kill", "--signal", "TERM", job.name], check=True, capture_output=True)
+    status = job.wait()
+    return status, time.monotonic() - sent, job.logs()
+
+
 @pytest.mark.parametrize("exit_code", [0, 3])
 def test_sigterm_reaches_the_script_and_how_it_exited_is_the_failure_reason(image, tmp_path, exit_code):
     _script_job(tmp_path, tmp_path / "code", TRAPS_SIGTERM, {"exit-code": str(exit_code)})
     with Job(image, tmp_path, tmp_path / "code") as job:
-        job.wait_for("script: training")
-        sent = time.monotonic()
-        subprocess.run(["docker", "kill", "--signal", "TERM", job.name], check=True, capture_output=True)
-        status = job.wait()
-        took = time.monotonic() - sent
-        logs = job.logs()
+        status, took, logs = _sigterm_when(job, "script: training")
     assert (tmp_path / "model" / "stopped.txt").read_text() == "SIGTERM", logs
     assert f"script: saved my state, exiting with {exit_code}" in logs
     assert status == 143, logs  # the job was stopped, whatever the script's own code
@@ -114,12 +118,7 @@ def test_sigterm_reaches_the_script_and_how_it_exited_is_the_failure_reason(imag
 def test_a_script_that_ignores_sigterm_is_killed_after_the_grace_period(image, tmp_path):
     _script_job(tmp_path, tmp_path / "code", IGNORES_SIGTERM)
     with Job(image, tmp_path, tmp_path / "code", env={"BYOC_STOP_GRACE_SECONDS": "3"}) as job:
-        job.wait_for("script: training, deaf to SIGTERM")
-        sent = time.monotonic()
-        subprocess.run(["docker", "kill", "--signal", "TERM", job.name], check=True, capture_output=True)
-        status = job.wait()
-        took = time.monotonic() - sent
-        logs = job.logs()
+        status, took, logs = _sigterm_when(job, "script: training, deaf to SIGTERM")
     assert status == 143, logs
     assert "train.py did not exit within 3 s of SIGTERM: killing its process group" in logs
     reason = (tmp_path / "output" / "failure").read_text()
