@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -210,11 +211,16 @@ def test_environment_variables(image, raw_job):
         assert response.status_code == 200 and len(response.text.splitlines()) == 10000
         # SAGEMAKER_BATCH: no trailing newline, since batch transform adds one after each response
         assert not response.text.endswith("\n")
-        processes = subprocess.run(
-            ["docker", "exec", server.name, "sh", "-c",
-             "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^/opt/venv/bin/python[0-9.]* /opt/venv/bin/serve'"],
-            capture_output=True, text=True)
-        assert processes.stdout.strip() == "4", processes  # the gunicorn master and 3 workers
+        # The master and 3 workers. /ping answered proves one worker only; on a loaded machine the
+        # others can still be booting, so count until all are up (or 60 s pass).
+        count = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^/opt/venv/bin/python[0-9.]* /opt/venv/bin/serve'"
+        deadline = time.monotonic() + 60
+        while True:
+            processes = subprocess.run(["docker", "exec", server.name, "sh", "-c", count], capture_output=True, text=True)
+            if processes.stdout.strip() == "4" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert processes.stdout.strip() == "4", processes
 
 
 def test_serves_a_model_from_sagemaker_builtin_xgboost(image, tmp_path):
