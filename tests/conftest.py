@@ -3,6 +3,7 @@ the reason) only when no Docker engine is reachable, and the check that nothing 
 is still running when the suite ends (leaks.py)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -38,9 +39,17 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.line(line)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="also run the tests marked slow (CI runs a representative subset without them)")
+
+
 def pytest_collection_modifyitems(config, items):
     problem = engine_problem()
+    full = config.getoption("--full") or os.environ.get("BYOC_FULL") == "1"
     for item in items:
+        if "slow" in item.keywords and not full:
+            item.add_marker(pytest.mark.skip(reason="slow test: runs with ./test.sh --full (or BYOC_FULL=1)"))
         if "container" in Path(item.path).parts:
             item.add_marker(pytest.mark.docker)
             if problem:
