@@ -220,7 +220,7 @@ def test_environment_variables(image, raw_job):
             if processes.stdout.strip() == "4" or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert processes.stdout.strip() == "4", processes
+        assert processes.stdout.strip() == "4", (processes, server.logs()[-4000:])
 
 
 def test_serves_a_model_from_sagemaker_builtin_xgboost(image, tmp_path):
