@@ -93,7 +93,7 @@ def test_default_answers_per_objective_on_a_multi_model_endpoint(models, tmp_pat
     store = _model_store(tmp_path, {**{name: folder for name, (folder, _) in found.items()}, "ours": ours})
     env = {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/jsonlines"}
     ours_booster = xgb.Booster()
-    ours_booster.load_model(str(ours / "xgboost-model"))
+    ours_booster.load_model(bytearray((ours / "xgboost-model").read_bytes()))
     threshold = json.loads((ours / "metadata.json").read_text())["threshold"]
     ours_rows = RNG.integers(0, 4, size=(5, ours_booster.num_features())).astype(np.float32)
     with gzip.open(ours.parent / "input" / "data" / "validation" / "HDFS.log.gz", "rt") as logs:
@@ -129,7 +129,7 @@ def test_default_answers_per_objective_on_a_multi_model_endpoint(models, tmp_pat
     assert np.allclose(np.array([line.split(",") for line in multi_csv.text.splitlines()], dtype=float), multi, rtol=1e-6)
     # Ours: the tuned threshold decides the label; raw-log blocks keep their own answer
     ours_records = [json.loads(line) for line in ours_answer.text.splitlines()]
-    scores = ours_booster.predict(xgb.DMatrix(ours_rows))
+    scores = ours_booster.predict(xgb.DMatrix(ours_rows, feature_names=ours_booster.feature_names))
     assert [r["predicted_label"] for r in ours_records] == (scores >= threshold).astype(int).tolist()
     assert np.allclose([r["score"] for r in ours_records], scores, rtol=1e-6)
     block_rows = [line.split(",") for line in blocks.text.splitlines()]
