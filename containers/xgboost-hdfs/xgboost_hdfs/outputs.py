@@ -60,16 +60,12 @@ class Answers:
         if self.missing:
             log.warning("%s: %s has no %s; answered as null (CSV: nan). Keys with a value for it: %s",
                         OUTPUT_VARIABLE, objective, ", ".join(self.missing), ", ".join(applicable) or "none")
-        #: the fields of a CSV line; a default multi-output answer writes its scores as the columns
+        #: the fields of a CSV line (Runtime.encode writes a default answer's list of scores as the columns)
         self.csv_fields = tuple(keys) if keys else ("score",)
 
     @classmethod
     def from_env(cls, objective: str, threshold: float | None, num_class: int) -> "Answers":
         return cls(objective, threshold, num_class, selected_keys(os.environ.get(OUTPUT_VARIABLE)))
-
-    def spreads_csv(self, scores_per_row: int) -> bool:
-        """Default answers with several scores per row write them as CSV columns (as the built-in)."""
-        return self.keys is None and scores_per_row > 1
 
     def records(self, scores: np.ndarray) -> list[dict]:
         if self.keys is None:
