@@ -69,7 +69,9 @@ def leftover_containers(since: float) -> list[str]:
     found = []
     for line in out.stdout.splitlines():
         cid, name, image = line.split("\t")
-        if name.startswith("byoc-test-"):
+        # Another run's containers (other image tags: parallel runs on one machine) are not ours.
+        other_run = image.partition(":")[0] in TEST_IMAGES and image not in ours
+        if name.startswith("byoc-test-") and not other_run:
             found.append(f"{name} ({image})")
         elif image in ours and _created(cid) >= since:
             found.append(f"{name} ({image})")

@@ -412,16 +412,29 @@ def encode_csv(predictions: Any, csv_fields: Sequence[str] = ("score",), inverse
     return ("\n".join(_expand(_csv_lines(_records(predictions), csv_fields), inverse)) + "\n").encode()
 
 
+_SCALARS = frozenset((float, int, str, bool))
+
+
+def _csv_cell(value: Any) -> str:
+    """A record's value in a CSV line: a list as one quoted cell '"[0.25, 0.75]"' (as SageMaker's
+    built-in XGBoost writes its selectable outputs), None (not applicable) as nan."""
+    if isinstance(value, list):
+        return f'"{value}"'
+    return "nan" if value is None else str(value)
+
+
 def _csv_lines(records: list, csv_fields: Sequence[str]) -> list[str]:
     if len(csv_fields) == 1 and records and set(map(type, records)) == {dict}:
-        try:  # one field, in every record (the common case): at C speed
-            return list(map(str, map(itemgetter(csv_fields[0]), records)))
+        try:  # one scalar field, in every record (the common case): at C speed
+            values = list(map(itemgetter(csv_fields[0]), records))
+            if _SCALARS.issuperset(map(type, values)):
+                return list(map(str, values))
         except KeyError:
             pass
     lines = []
     for p in records:
         if isinstance(p, dict):
-            lines.append(",".join([str(p[f]) for f in csv_fields if f in p]))
+            lines.append(",".join([_csv_cell(p[f]) for f in csv_fields if f in p]))
         elif isinstance(p, list):
             lines.append(",".join(map(str, p)))
         else:
@@ -433,7 +446,7 @@ def encode_npy(predictions: Any, csv_fields: Sequence[str] = ("score",), inverse
     """The numeric predictions as an array: of records, the first numeric one of csv_fields (the score)."""
     records = _records(predictions)
     if records and isinstance(records[0], dict):
-        numeric = [f for f in csv_fields or records[0] if isinstance(records[0].get(f), (int, float))]
+        numeric = [f for f in csv_fields or records[0] if isinstance(records[0].get(f), (int, float, list))]
         if not numeric:
             raise NotAcceptable(f"no numeric prediction to answer as {NPY}; ask for {JSON} or {CSV}")
         records = [p[numeric[0]] for p in records]
@@ -527,10 +540,12 @@ ENCODERS: dict[str, Callable[..., bytes]] = {
 }
 
 
-def negotiate(accept: str | None, content_type: str | None, supported: Sequence[str] = tuple(ENCODERS)) -> str:
-    """The response type: the first supported entry of Accept (by q), else a default by input.
+def negotiate(accept: str | None, content_type: str | None, supported: Sequence[str] = tuple(ENCODERS),
+              default: str | None = None) -> str:
+    """The response type: the first supported entry of Accept (by q), else a default.
 
-    Missing or */* Accept answers CSV to CSV input and JSON otherwise (JSON Lines to JSON Lines).
+    Missing or */* Accept answers `default` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) when given, else
+    CSV to CSV input and JSON otherwise (JSON Lines to JSON Lines).
     """
     wanted = []
     for position, part in enumerate((accept or "").split(",")):
@@ -551,15 +566,15 @@ def negotiate(accept: str | None, content_type: str | None, supported: Sequence[
         if kind in supported:
             return kind
         if kind in ("*/*", "application/*", "text/*") or not kind:
-            return _default_accept(content_type, supported, kind)
+            return _default_accept(content_type, supported, kind, default)
     if not wanted:
-        return _default_accept(content_type, supported, "*/*")
+        return _default_accept(content_type, supported, "*/*", default)
     raise NotAcceptable(f"Accept {accept!r} is not supported; use one of {list(supported)}")
 
 
-def _default_accept(content_type: str | None, supported: Sequence[str], wildcard: str) -> str:
+def _default_accept(content_type: str | None, supported: Sequence[str], wildcard: str, default: str | None) -> str:
     kind = media_type(content_type)
-    preferred = kind if kind in (CSV, JSONLINES) else JSON
+    preferred = default or (kind if kind in (CSV, JSONLINES) else JSON)
     if wildcard != "*/*" and not preferred.startswith(wildcard[:-1]):
         preferred = next((s for s in supported if s.startswith(wildcard[:-1])), preferred)
     return preferred if preferred in supported else supported[0]

@@ -28,6 +28,20 @@ def response_limit_mb() -> int | None:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_LIMIT_MB  # the server refuses other values
 
 
+def default_accept(supported: Sequence[str]) -> str | None:
+    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: the answer's type when a request has no Accept (or */*),
+    as in SageMaker's built-in algorithms; None (unset) keeps the default by request type. A type
+    not answered here fails the start, naming the ones that are."""
+    raw = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
+    if not raw:
+        return None
+    kind = codecs.media_type(raw)
+    if kind not in supported:
+        raise ValueError(f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={raw!r} is not an answer type of this image; "
+                         f"use one of {', '.join(supported)}")
+    return kind
+
+
 class ModelRuntime:
     """Base class: subclasses implement load() and predict(), and parse() for their own inputs."""
 
@@ -45,6 +59,7 @@ class ModelRuntime:
         self.model_dir = Path(model_dir)
         limit = response_limit_mb()
         self.max_response_bytes = None if limit is None else limit << 20
+        self.default_accept = default_accept(self.accept_types)
         self.load()
 
     def load(self) -> None:
@@ -81,7 +96,7 @@ class ModelRuntime:
             raise UnsupportedMediaType(
                 f"Content-Type {content_type!r} is not supported; use one of {list(self.content_types)}"
             )
-        response_type = codecs.negotiate(accept, kind, self.accept_types)
+        response_type = codecs.negotiate(accept, kind, self.accept_types, self.default_accept)
         predictions = self.predict(self.decode(body, kind))
         payload = self.encode(predictions, response_type)
         self.check_response_size(len(payload))

@@ -14,6 +14,7 @@ from byoc.runtime import ModelRuntime
 from .bodylogs import BodyBlocks, BodyCounter
 from .data import RAW_LOGS
 from .logparse import LogFormatError, TemplateMatcher
+from .outputs import Answers
 from .predictor import DensePredictor
 from .train import METADATA_FILE, MODEL_FILE
 
@@ -37,12 +38,19 @@ class Runtime(ModelRuntime):
         self.feature_names = self.metadata.get("feature_names") or self.booster.feature_names or [f"f{i}" for i in range(n)]
         if len(self.feature_names) != n:
             raise ValueError(f"{METADATA_FILE} lists {len(self.feature_names)} features but the model has {n}")
-        objective = self.metadata.get("objective") or json.loads(self.booster.save_config())["learner"]["objective"]["name"]
-        self.threshold = self.metadata.get("threshold", 0.0 if objective == "binary:logitraw" else 0.5)
+        learner = json.loads(self.booster.save_config())["learner"]
+        objective = self.objective = self.metadata.get("objective") or learner["objective"]["name"]
+        # A score over the threshold is label 1: binary models only (multi-class answers the likeliest class).
+        self.threshold = (self.metadata.get("threshold", 0.0 if objective == "binary:logitraw" else 0.5)
+                          if objective.startswith("binary:") else None)
+        num_class = int(learner["learner_model_param"].get("num_class") or 0)
+        self.answers = Answers.from_env(objective, self.threshold, num_class)
+        self.csv_fields = self.answers.csv_fields
         templates = self.metadata.get("templates")
         self.matcher = TemplateMatcher([tuple(t) for t in templates]) if templates else None
         self.count_body = BodyCounter(self.matcher) if self.matcher else None
-        log.info("loaded %d-feature model, threshold %.4f, raw logs %s", n, self.threshold,
+        log.info("loaded %d-feature %s model, threshold %s, raw logs %s", n, objective,
+                 "none" if self.threshold is None else f"{self.threshold:.4f}",
                  "accepted" if self.matcher else "not accepted")
 
     def _model_file(self):
@@ -79,11 +87,15 @@ class Runtime(ModelRuntime):
             return codecs.Columns(RAW_LOG_FIELDS, (data.block_ids, scores, labels))
         features, inverse = (data.values, data.inverse) if isinstance(data, codecs.Distinct) else (data, None)
         scores = self.predictor(features)
-        # Python floats and ints in one call each (float() per numpy scalar is 3x slower).
-        labels = (scores >= self.threshold).astype(np.int8).tolist()
-        records = [{"score": s, "predicted_label": l} for s, l in zip(scores.tolist(), labels)]
+        records = self.answers.records(scores)
         return records if inverse is None else codecs.Distinct(records, inverse)
 
     def encode(self, predictions, accept: str) -> bytes:
-        raw_logs = isinstance(predictions, codecs.Columns)
-        return super().encode(predictions, accept, RAW_LOG_FIELDS[:2] if raw_logs else None)
+        if isinstance(predictions, codecs.Columns):  # raw-log blocks: their own fields, whatever is selected
+            return super().encode(predictions, accept, RAW_LOG_FIELDS[:2])
+        if accept == codecs.CSV and self.answers.keys is None:
+            # A default answer with a score per class (or target): those scores are the CSV columns, as the built-in's.
+            records, inverse = predictions if isinstance(predictions, codecs.Distinct) else (predictions, None)
+            if records and isinstance(records[0]["score"], list):
+                predictions = codecs.Distinct([record["score"] for record in records], inverse)
+        return super().encode(predictions, accept)
