@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import xgboost as xgb
 
+log = logging.getLogger(__name__)
 LEGACY_XGBOOST = os.environ.get("BYOC_LEGACY_XGBOOST", "/opt/xgboost-legacy")
 CONVERTER = Path(__file__).with_name("legacy_convert.py")
 CONVERT_TIMEOUT = 300  # seconds; a 100 MB model converts in a few
@@ -73,6 +76,7 @@ def to_ubjson(model: bytes, path: Path) -> bytes:
     if not Path(LEGACY_XGBOOST, "xgboost").is_dir():
         raise ArtifactError(f"{path} is in XGBoost's legacy binary format, which needs the converter's "
                             f"XGBoost in {LEGACY_XGBOOST} (missing); re-save it as .json or .ubj")
+    start = time.monotonic()
     try:
         done = subprocess.run([sys.executable, str(CONVERTER), LEGACY_XGBOOST], input=model,
                               capture_output=True, timeout=CONVERT_TIMEOUT)
@@ -82,6 +86,8 @@ def to_ubjson(model: bytes, path: Path) -> bytes:
         lines = done.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {done.returncode}"]
         raise ArtifactError(f"{path}: not a model XGBoost can read (JSON, UBJSON, the legacy binary "
                             f"format or a pickled Booster): {lines[-1]}")
+    log.info("%s: the legacy binary format, converted to UBJSON by XGBoost 2.1.4 in %.1f s",
+             path, time.monotonic() - start)
     return done.stdout
 
 
@@ -94,6 +100,7 @@ def load_booster(path: Path) -> xgb.Booster:
         # The state's other keys (feature_names f0..fN as DMatrix named CSV columns, best_iteration)
         # were Python attributes: predictions use every tree, as that version's predict did.
         data = bytes(booster_state(data, path)["handle"])
+        log.info("%s: a pickled Booster (SageMaker built-in XGBoost 0.90-1 ... 1.2-x)", path)
     if data[:1] != b"{":  # JSON and UBJSON open an object; everything else is the legacy format
         data = to_ubjson(data, path)
     booster = xgb.Booster()
