@@ -3,7 +3,7 @@
     python make_builtin_model.py TRAIN_CSV REQUEST_CSV OUT_DIR
 
 Runs in the old versions' venvs (tests/artifacts/requirements-xgboost-*.txt): so plain Python 3
-that xgboost 1.0.2 and numpy 1.23 accept. TRAIN_CSV: label first, no header. Writes
+that xgboost 0.90 and numpy 1.23 accept. TRAIN_CSV: label first, no header. Writes
 OUT_DIR/xgboost-model the way that built-in version writes it (0.90-1 ... 1.2-x: pickle.dump of
 the Booster; later ones: Booster.save_model to the name without extension, which 1.3 ... 1.7 write
 in the legacy binary format and 2.1 and later as UBJSON), and OUT_DIR/predictions.json: this
@@ -25,7 +25,8 @@ version = tuple(int(part) for part in xgb.__version__.split(".")[:2])
 model_path = out_dir + "/xgboost-model"
 if version < (1, 3):
     with open(model_path, "wb") as out:
-        pickle.dump(booster, out)
+        # 0.90-x ran Python 3.6, whose default is protocol 3; the newest Python's default (4) for 1.0
+        pickle.dump(booster, out, protocol=3 if version < (1, 0) else pickle.DEFAULT_PROTOCOL)
 else:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 2.x+: "Saving model in the UBJSON format as default"

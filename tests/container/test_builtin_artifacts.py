@@ -2,7 +2,8 @@
 ran (host venvs from tests/artifacts/requirements-xgboost-*.txt, made once per machine), served by
 the image in single-model and multi-model serving: each answers that version's own predictions.
 
-1.0.2 (built-in 1.0-1, the seed's): pickle.dump of the Booster to 'xgboost-model';
+0.90 (built-in 0.90-1/-2): pickle.dump of the Booster (protocol 3), the legacy binary model inside;
+1.0.2 (built-in 1.0-1, the seed's): pickle.dump of the Booster, its config and model inside;
 1.7.6 (built-in 1.7-1): save_model('xgboost-model'), the legacy binary format;
 3.0.5 (built-in 3.0-5): save_model('xgboost-model'), UBJSON."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ import opt_ml
 from support import OLD_XGBOOST, Server, build, old_xgboost_python, run_job
 
 MME = {"SAGEMAKER_MULTI_MODEL": "true"}
-VERSIONS = {"1.0": b"\x80", "1.7": b"binf", "3.0": b"{"}  # venv -> how its xgboost-model begins
+VERSIONS = {"0.90": b"\x80\x03", "1.0": b"\x80\x04", "1.7": b"binf", "3.0": b"{"}  # venv -> how its xgboost-model begins
 REQUEST_ROWS = 60
 
 
@@ -74,16 +75,20 @@ def _scores(response) -> np.ndarray:
 
 def test_each_builtin_version_serves_its_own_predictions(builtin_models):
     image, models, body = builtin_models
-    for version, (model_dir, expected) in models.items():
+
+    def serve(version):
         started = time.monotonic()
-        with Server(image, model_dir) as server:
+        with Server(image, models[version][0]) as server:
             ready = time.monotonic() - started
-            scores = _scores(server.post(body, "text/csv", "application/json"))
-            logs = server.logs()
+            return ready, _scores(server.post(body, "text/csv", "application/json")), server.logs()
+
+    with ThreadPoolExecutor(len(models)) as pool:  # one endpoint per version, side by side
+        served = dict(zip(models, pool.map(serve, models)))
+    for version, (ready, scores, logs) in served.items():
         print(f"xgboost {version} artifact: endpoint ready in {ready:.1f} s")
-        assert len(scores) == len(expected) == REQUEST_ROWS
-        np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6, err_msg=f"xgboost {version}")
+        np.testing.assert_allclose(scores, models[version][1], rtol=0, atol=1e-6, err_msg=f"xgboost {version}")
         assert ("converted to UBJSON by XGBoost 2.1.4" in logs) == (version != "3.0"), logs[-2000:]
+        assert ("a pickled Booster" in logs) == (version in ("0.90", "1.0")), logs[-2000:]
 
 
 def test_an_unreadable_artifact_stops_the_endpoint_naming_the_file(builtin_models, tmp_path):
