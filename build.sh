@@ -135,8 +135,12 @@ make_wheelhouse() {
     # Made afresh each time (pip's cache makes that cheap) so no stale wheel lingers; one per
     # image so a change to one image's pins does not invalidate the other's build cache.
     rm -rf "$WHEELHOUSE/$image.new"
-    "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$WHEELHOUSE/$image.new" \
-      -r "containers/$image/requirements.txt"
+    # requirements.txt, and requirements-*.txt for what an image installs apart from its venv
+    # (one pip call each: they may pin another version of the same package).
+    local file
+    for file in "containers/$image"/requirements*.txt; do
+      "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$WHEELHOUSE/$image.new" -r "$file"
+    done
     rm -rf "$WHEELHOUSE/$image" && mv "$WHEELHOUSE/$image.new" "$WHEELHOUSE/$image"
   done
   log "wheelhouse: ready in $(( SECONDS - start )) s"

@@ -1,6 +1,7 @@
 """Test support: paths, the real data, and Docker helpers (build through build.sh, run jobs and servers)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
@@ -110,6 +111,30 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True)
+
+
+OLD_XGBOOST = REPO / "tests" / "artifacts"  # requirements-xgboost-<version>.txt, make_builtin_model.py
+CACHE = Path(os.environ.get("BYOC_TEST_CACHE", Path.home() / ".cache" / "byoc-tests"))
+
+
+def old_xgboost_python(version: str) -> Path:
+    """The Python of a venv with the XGBoost a SageMaker built-in container used (version "1.0",
+    "1.7", "3.0"), pinned in tests/artifacts/requirements-xgboost-<version>.txt. Made once per
+    machine in CACHE (outside the checkout, so CI's fresh clones reuse it) and again only when that
+    file changes, like test.sh's stamp; pip's cache makes a remake quick."""
+    requirements = OLD_XGBOOST / f"requirements-xgboost-{version}.txt"
+    venv = CACHE / f"venv-xgboost-{version}"
+    stamp, want = venv / ".requirements.sha", hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python = venv / "bin" / "python"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != want:
+        shutil.rmtree(venv, ignore_errors=True)
+        for step in ([sys.executable, "-m", "venv", str(venv)],
+                     [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)]):
+            done = subprocess.run(step, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                pytest.fail(f"making {venv} failed ({' '.join(step)}):\n{done.stderr[-3000:]}")
+        stamp.write_text(want)
+    return python
 
 
 def start_process(args: list, **kwargs) -> subprocess.Popen:

@@ -11,6 +11,7 @@ from byoc import codecs
 from byoc.errors import RequestError, UnsupportedMediaType
 from byoc.runtime import ModelRuntime
 
+from .artifacts import load_booster
 from .bodylogs import BodyBlocks, BodyCounter
 from .data import RAW_LOGS
 from .logparse import LogFormatError, TemplateMatcher
@@ -29,9 +30,7 @@ class Runtime(ModelRuntime):
     def load(self) -> None:
         metadata_path = self.model_dir / METADATA_FILE
         self.metadata = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
-        self.booster = xgb.Booster()
-        # From bytes, XGBoost tells JSON, UBJSON and the legacy binary format apart by content.
-        self.booster.load_model(bytearray(self._model_file().read_bytes()))
+        self.booster = load_booster(self._model_file())  # any built-in version's format, or ours
         self.booster.set_param({"nthread": 1})
         self.predictor = DensePredictor(self.booster)
         n = self.booster.num_features()

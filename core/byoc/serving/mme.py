@@ -45,7 +45,13 @@ def _load(model_dir: str) -> None:
     from ..cli import algorithm
 
     _check_memory(Path(model_dir))
-    _runtime = algorithm().Runtime(model_dir)
+    try:
+        _runtime = algorithm().Runtime(model_dir)
+    except Exception as exc:
+        # MMS answers POST /models with its own 500 "Failed to start workers" and unregisters the
+        # model; this line is where the reason is told (the log, CloudWatch on SageMaker).
+        log.error("could not load the model from %s: %s", model_dir, exc)
+        raise
     log.info("loaded model from %s", model_dir)
 
 
