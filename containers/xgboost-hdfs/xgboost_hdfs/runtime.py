@@ -5,7 +5,6 @@ import json
 import logging
 
 import numpy as np
-import xgboost as xgb
 
 from byoc import codecs
 from byoc.errors import RequestError, UnsupportedMediaType
