@@ -42,21 +42,23 @@ class Param:
             return f"{self.type.__name__} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
         return self.type.__name__
 
-    def convert(self, raw: str) -> Any:
+    def convert(self, raw: str, given: str | None = None) -> Any:
+        """`given`: the name the user wrote (an alias), for the error."""
+        name = given or self.name
         try:
             value = self.parse(raw) if self.parse else _convert(raw, self.type)
         except (TypeError, ValueError) as exc:
             raise HyperparameterError(
-                f"hyperparameter {self.name}={raw!r} is invalid: expected {self.allowed()} ({exc})"
+                f"hyperparameter {name}={raw!r} is invalid: expected {self.allowed()} ({exc})"
             ) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not self._within(value):
                 raise HyperparameterError(
-                    f"hyperparameter {self.name}={raw!r} is out of range: expected {self.allowed()}"
+                    f"hyperparameter {name}={raw!r} is out of range: expected {self.allowed()}"
                 )
         if self.choices and value not in self.choices:
             raise HyperparameterError(
-                f"hyperparameter {self.name}={raw!r} is not allowed: expected {self.allowed()}"
+                f"hyperparameter {name}={raw!r} is not allowed: expected {self.allowed()}"
             )
         return value
 
@@ -117,7 +119,7 @@ def parse(raw: Mapping[str, Any], spec: Iterable[Param], extra: Mapping[str, Par
         if canonical in given:
             raise HyperparameterError(f"hyperparameters {given[canonical]} and {name} are the same parameter; give one")
         given[canonical] = name
-        values[canonical] = params[canonical].convert(unwrap(value))
+        values[canonical] = params[canonical].convert(unwrap(value), name)
     if unknown:
         raise HyperparameterError(
             f"unknown hyperparameter(s): {', '.join(sorted(unknown))}. "

@@ -461,7 +461,7 @@ def predict(booster: xgb.Booster, features, margin: bool = False) -> np.ndarray:
     try:
         return booster.inplace_predict(features, iteration_range=rounds, predict_type=kind)
     except xgb.core.XGBoostError:  # gblinear has no inplace prediction
-        return booster.predict(xgb.DMatrix(features), iteration_range=rounds, output_margin=margin)
+        return booster.predict(xgb.DMatrix(features, feature_names=booster.feature_names), iteration_range=rounds, output_margin=margin)
 
 
 def _earlier_half(cluster: Cluster, rows: int) -> int:
