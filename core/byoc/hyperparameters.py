@@ -32,8 +32,11 @@ class Param:
     low_open: bool = False  # (low, ...: the bound itself is refused
     high_open: bool = False
     aliases: tuple = ()  # other names for it (XGBoost's learning_rate for eta)
+    shows: str = ""  # what is allowed, in words, for a custom parser (docs and errors)
 
     def allowed(self) -> str:
+        if self.shows:
+            return self.shows
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
         if self.low is not None or self.high is not None:

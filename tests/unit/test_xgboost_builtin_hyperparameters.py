@@ -16,8 +16,6 @@ from xgboost_hdfs.evaluation import concordance, ranking
 from xgboost_hdfs.objectives import OBJECTIVES, classification_metric
 from xgboost_hdfs.train import HYPERPARAMETERS, check, xgboost_params
 
-PRTG = "prtg/snmpcpu_company1_sensor422_7e940b15d4914503a2c42e3e75ac196c.parquet"
-
 # One valid value for every hyperparameter the built-in's validation lists (and the extras here),
 # with what it needs beside it.
 VALID = [
@@ -156,30 +154,14 @@ def test_container_metrics_match_their_definitions():
 
 @pytest.fixture(scope="module")
 def prtg(shared_data):
-    """The sensor's total CPU load (label) from its two processors, the time and the load before."""
-    frame = pd.read_parquet(shared_data / PRTG).iloc[:5000]
-    total = frame["snmpcpu_total"].astype("float32")
-    return pd.DataFrame({"label": total, "processor_1": frame["snmpcpu_processor_1"].astype("float32"),
-                         "processor_2": frame["snmpcpu_processor_2"].astype("float32"),
-                         "hour": frame["ts"].dt.hour.astype("float32"),
-                         "before": total.shift(1).fillna(total.iloc[0]),
-                         "before_2": total.shift(2).fillna(total.iloc[0])}).reset_index(drop=True)
+    return opt_ml.prtg_load_table()
 
 
 def _job(root, table, hyperparameters, label=None, fmt="parquet"):
     table = table.copy()
     if label is not None:
         table["label"] = label(table["label"])
-    cut = int(len(table) * 0.8)
-    for name, part in (("train", table.iloc[:cut]), ("validation", table.iloc[cut:])):
-        folder = root / "input" / "data" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        if fmt == "parquet":
-            part.to_parquet(folder / "part.parquet", engine="fastparquet")
-        else:
-            part.to_csv(folder / "part.csv", header=False, index=False)
-    opt_ml.write_config(root, hyperparameters)
-    return root
+    return opt_ml.prtg_load(root, hyperparameters, table, fmt)
 
 
 def _outputs(root):
@@ -264,3 +246,23 @@ def test_kfold_writes_fold_models_predictions_and_mean_lines(prtg, tmp_path, cap
     cv = json.loads((root / "output" / "data" / "cross_validation.json").read_text())
     assert cv["mean"]["validation-rmse"] == pytest.approx(float(means[-1].split("validation-rmse:")[1]), abs=1e-5)
     assert (root / "model" / "xgboost-model").exists()
+
+
+def test_readme_table_lists_every_hyperparameter():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Hyperparameters\n"):readme.index("### Output\n")]
+    from byoc.hyperparameters import table
+
+    assert table(HYPERPARAMETERS) in section  # regenerate it with byoc.hyperparameters.table
+
+
+def test_libsvm_query_ids_fail_naming_the_token(tmp_path):
+    folder = tmp_path / "input" / "data" / "train"
+    folder.mkdir(parents=True)
+    (folder / "rank.libsvm").write_text("1 qid:1 0:0.5 1:2\n0 qid:1 0:0.1 1:1\n")
+    opt_ml.write_config(tmp_path, {"objective": "rank:ndcg"}, content_types={"train": "text/libsvm"}, channels=("train",))
+    assert run(train, tmp_path) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "rank.libsvm, line 1: 'qid:1'" in failure and "query groups (qid)" in failure

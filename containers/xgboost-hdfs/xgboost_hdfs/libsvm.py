@@ -99,6 +99,9 @@ def _label(token: str, path: Path, line: int) -> float:
 
 def _entry(token: str, path: Path, line: int) -> tuple[int, float]:
     index, sep, text = token.partition(":")
+    if index == "qid":
+        raise DataError(f"{path.name}, line {line}: {token!r}: query groups (qid) are not read here yet; "
+                        "leave qid out (each channel is then one query group) or train rank:* from one group a file")
     if not sep or not (index.isascii() and index.isdigit()):  # "¹".isdigit() is True, int() refuses it
         raise DataError(f"{path.name}, line {line}: {token!r} is not index:value; {FORMAT_HINT}")
     number = int(index)
