@@ -41,6 +41,8 @@ def cross_validate(env, hp: dict, cluster, params: dict, train_set, validation) 
     if cluster.size > 1:
         raise HyperparameterError("_kfold runs on one instance here; use instance_count=1 for cross-validation")
     parts = [d for d in (train_set, validation) if d is not None]
+    if any(d.qid is not None for d in parts):
+        raise HyperparameterError("_kfold with query groups (libsvm qid) is not supported here: leave _kfold out")
     features = (sp.vstack([d.features for d in parts], format="csr") if sp.issparse(parts[0].features)
                 else np.concatenate([d.features for d in parts]))
     labels = np.concatenate([d.labels for d in parts])

@@ -5,6 +5,7 @@ The format comes from the channel's ContentType or, when absent, from the files 
 from __future__ import annotations
 
 import csv
+from array import array
 import logging
 import re
 import zlib
@@ -58,6 +59,7 @@ class Dataset:
     source: str  # RAW_LOGS or the feature file format
     report: dict = field(default_factory=dict)
     label_column: str | None = None  # parquet: the label's column name
+    qid: np.ndarray | None = None  # libsvm 'qid:': each row's ranking query group
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
     if not share.whole:
         part = share.rows(len(dataset.labels))
         dataset.features, dataset.labels = dataset.features[part], dataset.labels[part]
+        dataset.qid = dataset.qid[part] if dataset.qid is not None else None
     if not share.whole or share.size > 1:
         log.info("channel '%s': this host (rank %d of %d) trains on %d rows", channel, share.rank, share.size,
                  len(dataset.labels))
@@ -334,14 +337,20 @@ def _load_feature_text(files: list[Path], kind: str, rule: LabelRule) -> Dataset
 def _load_libsvm(files: list[Path], rule: LabelRule) -> Dataset:
     """Sparse rows stay sparse; narrower files are widened (an absent entry is missing). No feature
     names: XGBoost's per-round checks of 65,536 names cost more than the training (13.7 s against 2.8)."""
-    parts = [libsvm.read(path) for path in files]
+    query_ids = [array("q") for _ in files]
+    parts = [libsvm.read(path, ids) for path, ids in zip(files, query_ids)]
+    if any(query_ids) and not all(query_ids):
+        with_ids = [path.name for path, ids in zip(files, query_ids) if ids]
+        raise DataError(f"{with_ids[0]} has qid (ranking query groups) but "
+                        f"{next(p.name for p, ids in zip(files, query_ids) if not ids)} has none; give all or none")
     for path, (labels, _) in zip(files, parts):
         _check_labels(labels, path, rule)
     width = max(features.shape[1] for _, features in parts)
     memory.require(libsvm.width_memory(width), f"training on {width:,} libsvm features (the widest index + 1)")
     matrices = [_widened(features, width) for _, features in parts]
     features = matrices[0] if len(matrices) == 1 else sp.vstack(matrices, format="csr")
-    return Dataset(features, np.concatenate([labels for labels, _ in parts]), None, codecs.LIBSVM)
+    qid = np.concatenate([np.frombuffer(ids, dtype=np.int64) for ids in query_ids]) if any(query_ids) else None
+    return Dataset(features, np.concatenate([labels for labels, _ in parts]), None, codecs.LIBSVM, qid=qid)
 
 
 def _widened(features: sp.csr_matrix, width: int) -> sp.csr_matrix:

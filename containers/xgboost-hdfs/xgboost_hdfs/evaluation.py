@@ -133,10 +133,11 @@ def multiclass(labels: np.ndarray, probabilities: np.ndarray) -> dict:
 def ranking(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None) -> dict:
     """Mean NDCG (gain 2^label - 1, as XGBoost's ndcg) and MAP (label > 0 is relevant) over the query
     groups (`groups`: each row's group id; none: the rows are one group)."""
-    groups = np.zeros(labels.size) if groups is None else groups
+    groups = np.zeros((labels.size, 1)) if groups is None else groups.reshape(labels.size, -1)
     ndcg, average_precision = [], []
-    for group in np.unique(groups):
-        rows = groups == group
+    _, ids = np.unique(groups, axis=0, return_inverse=True)
+    for group in np.unique(ids):
+        rows = ids.ravel() == group
         y, s = labels[rows], scores[rows]
         ranked = y[np.argsort(-s, kind="stable")]
         discount = 1.0 / np.log2(np.arange(2, y.size + 2))

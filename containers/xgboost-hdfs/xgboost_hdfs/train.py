@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import re
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -318,7 +319,11 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
 
 
 def matrix(dataset: Dataset, objective: str) -> xgb.DMatrix:
-    data = xgb.DMatrix(dataset.features, dataset.labels, feature_names=dataset.feature_names)
+    if dataset.qid is not None and np.any(np.diff(dataset.qid) < 0):
+        row = int(np.flatnonzero(np.diff(dataset.qid) < 0)[0]) + 2
+        raise DataError(f"the libsvm rows' qid go down at row {row} ({dataset.qid[row - 2]} then {dataset.qid[row - 1]}): "
+                        "XGBoost needs each query group's rows together, in increasing qid; sort the rows by qid")
+    data = xgb.DMatrix(dataset.features, dataset.labels, feature_names=dataset.feature_names, qid=dataset.qid)
     if objective == "survival:aft":  # one label column: every time observed (lower = upper bound)
         data.set_float_info("label_lower_bound", dataset.labels)
         data.set_float_info("label_upper_bound", dataset.labels)
@@ -332,6 +337,26 @@ def boost(env: TrainingEnv, hp: dict, cluster: Cluster, params: dict, dtrain: xg
     if on_stop is not None and hp["save_model_on_termination"] == "true" and cluster.is_leader:
         callbacks.append(_SaveOnTermination(on_stop))
     stopping = early_stopping_metric(hp)
+    try:
+        return _checked_train(env, hp, cluster, params, dtrain, evals, data, callbacks, checkpointed, stopping)
+    except xgb.core.XGBoostError as exc:
+        reason = _xgboost_reason(exc)
+        if reason is None:
+            raise
+        raise DataError(f"XGBoost refused this training: {reason} (objective={hp['objective']}, eval_metric "
+                        f"{','.join(eval_metrics(hp)) or 'default'}); fix the labels or the hyperparameters") from None
+
+
+def _xgboost_reason(exc: Exception) -> str | None:
+    """The message of a failed XGBoost check on the data or parameters ("Check failed: ... : map can
+    only be used with binary labels"), without its source position and stack; None for other errors."""
+    first = str(exc).split("Stack trace:")[0].strip()
+    if "Check failed" not in first and "Invalid Input" not in first:
+        return None
+    return re.sub(r"^\[[\d:]+\] [^ ]+: ", "", first)
+
+
+def _checked_train(env, hp, cluster, params, dtrain, evals, data, callbacks, checkpointed, stopping):
     return checkpoints.train(params, dtrain, hp["num_round"], evals, folder=env.checkpoint_dir if checkpointed else None,
                              frequency=hp["checkpoint_frequency"], early_stopping_rounds=hp["early_stopping_rounds"],
                              cluster=cluster, callbacks=callbacks, data=data, early_stopping_metric=stopping,
@@ -425,10 +450,13 @@ def _finish_other(env: TrainingEnv, hp: dict, cluster: Cluster, booster: xgb.Boo
     predictions = predict(booster, scored.features, margin=family(hp["objective"]) == "multiclass")
     labels = np.concatenate(cluster.gather(scored.labels))
     predictions = np.concatenate(cluster.gather(predictions))
+    # query groups stay apart per host: a host's qid 1 is not another's
+    groups = (np.concatenate([np.stack([np.full(q.size, rank), q], axis=1) for rank, q in
+                              enumerate(cluster.gather(scored.qid))]) if scored.qid is not None else None)
     if not cluster.is_leader:
         _wait_for_leader(cluster)
         return
-    evaluation = evaluate_other(hp, labels.astype(np.float64), predictions)
+    evaluation = evaluate_other(hp, labels.astype(np.float64), predictions, groups)
     for name, value in evaluation.items():
         if isinstance(value, float):
             metrics.print_metric(f"{dataset}-{name}", value)
@@ -437,13 +465,13 @@ def _finish_other(env: TrainingEnv, hp: dict, cluster: Cluster, booster: xgb.Boo
     _save_finished(env, cluster, booster, train_set, hp, None, None, evaluation)
 
 
-def evaluate_other(hp: dict, labels: np.ndarray, predictions: np.ndarray) -> dict:
+def evaluate_other(hp: dict, labels: np.ndarray, predictions: np.ndarray, groups: np.ndarray | None = None) -> dict:
     objective, kind = hp["objective"], family(hp["objective"])
     if kind == "multiclass":
         margins = predictions - predictions.max(axis=1, keepdims=True)
         return scoring.multiclass(labels, np.exp(margins) / np.exp(margins).sum(axis=1, keepdims=True))
     if kind == "ranking":
-        return scoring.ranking(labels, predictions)
+        return scoring.ranking(labels, predictions, groups)
     if kind == "survival":
         return scoring.survival(objective, labels, predictions)
     if kind == "count":
