@@ -1,4 +1,5 @@
-"""Training: hyperparameters, XGBoost rounds with built-in-style metric lines, threshold, artifact."""
+"""Training: the built-in XGBoost's hyperparameters, rounds with its metric lines, the threshold (binary
+objectives) or the metrics that fit the objective, artifact."""
 from __future__ import annotations
 
 import ast
@@ -19,9 +20,9 @@ from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv, stop_signal
 
 from . import checkpoints
+from . import evaluation as scoring
 from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed
 from .distributed import Cluster
-from . import evaluation as scoring
 from .evaluation import ScoreScale, best_f1_threshold, report
 from .logparse import TemplateMatcher, load_templates
 from .objectives import (BINARY_ONLY, CUSTOM, EVAL_METRICS, OBJECTIVES, RENAMED, WITH_AT, custom_metric, family,
@@ -357,8 +358,10 @@ def _xgboost_reason(exc: Exception) -> str | None:
 
 
 def _checked_train(env, hp, cluster, params, dtrain, evals, data, callbacks, checkpointed, stopping):
+    # As the built-in: early stopping watches validation only (a _kfold job may have none: then no stopping)
+    rounds = hp["early_stopping_rounds"] if any(name == "validation" for _, name in evals) else None
     return checkpoints.train(params, dtrain, hp["num_round"], evals, folder=env.checkpoint_dir if checkpointed else None,
-                             frequency=hp["checkpoint_frequency"], early_stopping_rounds=hp["early_stopping_rounds"],
+                             frequency=hp["checkpoint_frequency"], early_stopping_rounds=rounds,
                              cluster=cluster, callbacks=callbacks, data=data, early_stopping_metric=stopping,
                              maximize=maximize(stopping) if stopping else None,
                              custom_metric=custom_metric(eval_metrics(hp), hp["objective"]))
