@@ -123,6 +123,35 @@ def prtg_csv(root: Path, fraction: float = 0.75) -> None:
     write_config(root, channels=("train", "test"))
 
 
+def prtg_load_table(rows: int = 5000):
+    """The sensor's total CPU load (column `label`) beside its two processors, the hour and the two
+    loads before: a regression table for the xgboost-hdfs objectives other than binary."""
+    import pandas as pd
+
+    raw = pd.read_parquet(PRTG).iloc[:rows]
+    total = raw["snmpcpu_total"].astype("float32")
+    return pd.DataFrame({"label": total, "processor_1": raw["snmpcpu_processor_1"].astype("float32"),
+                         "processor_2": raw["snmpcpu_processor_2"].astype("float32"),
+                         "hour": raw["ts"].dt.hour.astype("float32"),
+                         "before": total.shift(1).fillna(total.iloc[0]),
+                         "before_2": total.shift(2).fillna(total.iloc[0])}).reset_index(drop=True)
+
+
+def prtg_load(root: Path, hyperparameters: dict, table=None, fmt: str = "parquet", fraction: float = 0.8) -> Path:
+    """prtg_load_table() (or `table`) split in time into train and validation, as parquet or CSV (label first)."""
+    table = prtg_load_table() if table is None else table
+    cut = int(len(table) * fraction)
+    for name, part in (("train", table.iloc[:cut]), ("validation", table.iloc[cut:])):
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            part.to_parquet(folder / "part.parquet", engine="fastparquet")
+        else:
+            part.to_csv(folder / "part.csv", header=False, index=False)
+    write_config(root, hyperparameters)
+    return root
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("layout", choices=sorted(LAYOUTS))

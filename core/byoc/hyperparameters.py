@@ -26,36 +26,49 @@ class Param:
     default: Any = None
     help: str = ""
     choices: tuple | None = None
-    low: float | None = None  # inclusive
-    high: float | None = None  # inclusive
+    low: float | None = None  # inclusive, unless low_open
+    high: float | None = None  # inclusive, unless high_open
     parse: Callable[[str], Any] | None = None  # custom parser for special values ("auto")
+    low_open: bool = False  # (low, ...: the bound itself is refused
+    high_open: bool = False
+    aliases: tuple = ()  # other names for it (XGBoost's learning_rate for eta)
+    shows: str = ""  # what is allowed, in words, for a custom parser (docs and errors)
 
     def allowed(self) -> str:
+        if self.shows:
+            return self.shows
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
         if self.low is not None or self.high is not None:
             lo = "-inf" if self.low is None else self.low
             hi = "inf" if self.high is None else self.high
-            return f"{self.type.__name__} in [{lo}, {hi}]"
+            return f"{self.type.__name__} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
         return self.type.__name__
 
-    def convert(self, raw: str) -> Any:
+    def convert(self, raw: str, given: str | None = None) -> Any:
+        """`given`: the name the user wrote (an alias), for the error."""
+        name = given or self.name
         try:
             value = self.parse(raw) if self.parse else _convert(raw, self.type)
         except (TypeError, ValueError) as exc:
             raise HyperparameterError(
-                f"hyperparameter {self.name}={raw!r} is invalid: expected {self.allowed()} ({exc})"
+                f"hyperparameter {name}={raw!r} is invalid: expected {self.allowed()} ({exc})"
             ) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            if not self._within(value):
                 raise HyperparameterError(
-                    f"hyperparameter {self.name}={raw!r} is out of range: expected {self.allowed()}"
+                    f"hyperparameter {name}={raw!r} is out of range: expected {self.allowed()}"
                 )
         if self.choices and value not in self.choices:
             raise HyperparameterError(
-                f"hyperparameter {self.name}={raw!r} is not allowed: expected {self.allowed()}"
+                f"hyperparameter {name}={raw!r} is not allowed: expected {self.allowed()}"
             )
         return value
+
+    def _within(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
 
 
 def _convert(raw: str, kind: type) -> Any:
@@ -97,15 +110,19 @@ def parse(raw: Mapping[str, Any], spec: Iterable[Param], extra: Mapping[str, Par
     params = {p.name: p for p in spec}
     if extra:
         params.update(extra)
+    aliases = {alias: p.name for p in params.values() for alias in p.aliases}
     values = {name: p.default for name, p in params.items()}
-    unknown = []
+    unknown, given = [], {}
     for name, value in raw.items():
-        if name.startswith(RESERVED_PREFIXES):
+        canonical = aliases.get(name, name)
+        if canonical not in params:
+            if not name.startswith(RESERVED_PREFIXES):  # a declared "_kfold" is validated like any other
+                unknown.append(name)
             continue
-        if name not in params:
-            unknown.append(name)
-            continue
-        values[name] = params[name].convert(unwrap(value))
+        if canonical in given:
+            raise HyperparameterError(f"hyperparameters {given[canonical]} and {name} are the same parameter; give one")
+        given[canonical] = name
+        values[canonical] = params[canonical].convert(unwrap(value), name)
     if unknown:
         raise HyperparameterError(
             f"unknown hyperparameter(s): {', '.join(sorted(unknown))}. "
@@ -120,5 +137,6 @@ def table(spec: Iterable[Param]) -> str:
     for p in spec:
         shown = " ".join(map(str, p.default)) if isinstance(p.default, list) else p.default
         default = "—" if p.default is None else f"`{shown}`"
-        rows.append(f"| `{p.name}` | {p.type.__name__} | {default} | {p.allowed()} | {p.help} |")
+        names = " ".join(f"`{n}`" for n in (p.name, *p.aliases))
+        rows.append(f"| {names} | {p.type.__name__} | {default} | {p.allowed()} | {p.help} |")
     return "\n".join(rows)

@@ -273,7 +273,9 @@ class _SaveAndStop(xgb.callback.TrainingCallback):
 
 
 def train(params: dict, dtrain: xgb.DMatrix, num_round: int, evals: list, *, folder: Path | None, frequency: int,
-          early_stopping_rounds: int | None, cluster: Cluster, callbacks: list, data: dict) -> xgb.Booster:
+          early_stopping_rounds: int | None, cluster: Cluster, callbacks: list, data: dict,
+          early_stopping_metric: str | None = None, maximize: bool | None = None,
+          custom_metric=None) -> xgb.Booster:
     """xgb.train, resumed from the latest checkpoint in `folder` and writing checkpoints there;
     SIGTERM stops it at the end of a round. With no folder only the clean stop remains.
 
@@ -290,13 +292,14 @@ def train(params: dict, dtrain: xgb.DMatrix, num_round: int, evals: list, *, fol
     cache = [dtrain, *(matrix for matrix, _ in evals)]
     booster = _booster(params, cache, raw)
     done = booster.num_boosted_rounds()
-    stopper = _ResumableEarlyStopping(rounds=early_stopping_rounds) if early_stopping_rounds else None
+    stopper = (_ResumableEarlyStopping(rounds=early_stopping_rounds, metric_name=early_stopping_metric,
+                                       maximize=maximize) if early_stopping_rounds else None)
     if raw is not None and stopper is not None and booster.attr("best_iteration") is not None:
         if done - 1 - int(booster.attr("best_iteration")) >= early_stopping_rounds:
             done = num_round  # the checkpoint was written when early stopping ended the run
     hooks = xgb.callback.CallbackContainer([*callbacks, *([stopper] if stopper else []),
                                             _SaveAndStop(folder, frequency, stamp, num_round, cluster, segment)],
-                                           output_margin=False)
+                                           metric=custom_metric, output_margin=False)
     with stop_signal.deferred():
         booster = hooks.before_training(booster)
         for epoch in range(num_round - done):

@@ -5,11 +5,13 @@ The format comes from the channel's ContentType or, when absent, from the files 
 from __future__ import annotations
 
 import csv
+from array import array
 import logging
 import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +59,18 @@ class Dataset:
     source: str  # RAW_LOGS or the feature file format
     report: dict = field(default_factory=dict)
     label_column: str | None = None  # parquet: the label's column name
+    qid: np.ndarray | None = None  # libsvm 'qid:': each row's ranking query group
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """The labels an objective takes: `wrong` marks the others, `needs` says what is expected."""
+
+    wrong: Callable[[np.ndarray], np.ndarray]
+    needs: str
+
+
+BINARY_LABELS = LabelRule(lambda y: ~np.isin(y, (0.0, 1.0)), "a binary classifier needs 0 or 1")
 
 
 @dataclass(frozen=True)
@@ -132,9 +146,11 @@ def memory_needed(env: TrainingEnv, channel: str) -> int:
 
 
 def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True,
-                 like: Dataset | None = None) -> Dataset | None:
+                 like: Dataset | None = None, labels: LabelRule | None = None) -> Dataset | None:
     """A channel's rows; with `like` (the train channel, when loading validation) its columns are the
-    train channel's: parquet columns matched by name, libsvm widths made equal (both widened)."""
+    train channel's: parquet columns matched by name, libsvm widths made equal (both widened).
+    `labels`: which labels the objective takes (default: 0 or 1)."""
+    labels = labels or BINARY_LABELS
     files = env.channel_files(channel, required=required)
     if not files:
         return None
@@ -148,12 +164,13 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
         files = files[share.rank::share.size]
         share = Share()
     like = like if like is not None and like.source == kind else None  # another format: train.py says so
-    dataset = _load_parquet(files, like) if kind == PARQUET else _load_feature_text(files, kind)
+    dataset = _load_parquet(files, like, labels) if kind == PARQUET else _load_feature_text(files, kind, labels)
     if like is not None and kind == codecs.LIBSVM:
         match_widths([], dataset, like)
     if not share.whole:
         part = share.rows(len(dataset.labels))
         dataset.features, dataset.labels = dataset.features[part], dataset.labels[part]
+        dataset.qid = dataset.qid[part] if dataset.qid is not None else None
     if not share.whole or share.size > 1:
         log.info("channel '%s': this host (rank %d of %d) trains on %d rows", channel, share.rank, share.size,
                  len(dataset.labels))
@@ -287,10 +304,10 @@ def _first_mention(logs: list[Path], block_id: str) -> str:
 
 # Ready features -------------------------------------------------------------------------------
 
-def _load_feature_text(files: list[Path], kind: str) -> Dataset:
+def _load_feature_text(files: list[Path], kind: str, rule: LabelRule) -> Dataset:
     """CSV (label first, no header) or libsvm (label first, index:value)."""
     if kind == codecs.LIBSVM:
-        return _load_libsvm(files)
+        return _load_libsvm(files, rule)
     parts, labels = [], []
     for path in files:
         try:
@@ -307,7 +324,7 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
         label, features = matrix[:, 0], matrix[:, 1:]
         _check_finite(features, path)
         parts.append((path, features))
-        labels.append(_check_labels(label, path))
+        labels.append(_check_labels(label, path, rule))
     width = max(f.shape[1] for _, f in parts)
     for path, features in parts:
         if features.shape[1] != width:
@@ -317,17 +334,23 @@ def _load_feature_text(files: list[Path], kind: str) -> Dataset:
     return Dataset(features, np.concatenate(labels), [f"f{i}" for i in range(width)], kind)
 
 
-def _load_libsvm(files: list[Path]) -> Dataset:
+def _load_libsvm(files: list[Path], rule: LabelRule) -> Dataset:
     """Sparse rows stay sparse; narrower files are widened (an absent entry is missing). No feature
     names: XGBoost's per-round checks of 65,536 names cost more than the training (13.7 s against 2.8)."""
-    parts = [libsvm.read(path) for path in files]
+    query_ids = [array("q") for _ in files]
+    parts = [libsvm.read(path, ids) for path, ids in zip(files, query_ids)]
+    if any(query_ids) and not all(query_ids):
+        with_ids = [path.name for path, ids in zip(files, query_ids) if ids]
+        raise DataError(f"{with_ids[0]} has qid (ranking query groups) but "
+                        f"{next(p.name for p, ids in zip(files, query_ids) if not ids)} has none; give all or none")
     for path, (labels, _) in zip(files, parts):
-        _check_labels(labels, path)
+        _check_labels(labels, path, rule)
     width = max(features.shape[1] for _, features in parts)
     memory.require(libsvm.width_memory(width), f"training on {width:,} libsvm features (the widest index + 1)")
     matrices = [_widened(features, width) for _, features in parts]
     features = matrices[0] if len(matrices) == 1 else sp.vstack(matrices, format="csr")
-    return Dataset(features, np.concatenate([labels for labels, _ in parts]), None, codecs.LIBSVM)
+    qid = np.concatenate([np.frombuffer(ids, dtype=np.int64) for ids in query_ids]) if any(query_ids) else None
+    return Dataset(features, np.concatenate([labels for labels, _ in parts]), None, codecs.LIBSVM, qid=qid)
 
 
 def _widened(features: sp.csr_matrix, width: int) -> sp.csr_matrix:
@@ -356,7 +379,7 @@ def _check_finite(features: np.ndarray, path: Path, names: list | None = None) -
                         "or leave the value empty (NaN) for a missing value")
 
 
-def _load_parquet(files: list[Path], like: Dataset | None) -> Dataset:
+def _load_parquet(files: list[Path], like: Dataset | None, rule: LabelRule) -> Dataset:
     """Columns are matched by name: each file's (and a validation channel's) in the first one's order."""
     import pandas as pd
 
@@ -375,7 +398,7 @@ def _load_parquet(files: list[Path], like: Dataset | None) -> Dataset:
                 raise DataError(f"{path.name}: column {column!r} is {frame[column].dtype}, not numeric; "
                                 "store every feature and the label as numbers")
         frames[index] = frame = frame[[label, *names]]  # the reference's order
-        _check_labels(frame[label].to_numpy(dtype=np.float32), path, f"column {label!r}")
+        _check_labels(frame[label].to_numpy(dtype=np.float32), path, rule, f"column {label!r}")
         _check_finite(frame[names].to_numpy(dtype=np.float32), path, names)
     frame = pd.concat(frames, ignore_index=True)
     return Dataset(frame[names].to_numpy(dtype=np.float32), frame[label].to_numpy(dtype=np.float32), names, PARQUET,
@@ -391,11 +414,11 @@ def _check_columns(path: Path, found: list[str], expected: list[str], origin: st
                         "of the train and validation channels needs the same columns, in any order")
 
 
-def _check_labels(labels: np.ndarray, path: Path, where: str = "the first column") -> np.ndarray:
-    bad = np.flatnonzero(~np.isin(labels, (0.0, 1.0)))
+def _check_labels(labels: np.ndarray, path: Path, rule: LabelRule, where: str = "the first column") -> np.ndarray:
+    bad = np.flatnonzero(rule.wrong(labels))
     if bad.size:
         raise DataError(
-            f"{path.name}: row {bad[0] + 1}: the label is {labels[bad[0]]} but a binary classifier needs 0 or 1 "
+            f"{path.name}: row {bad[0] + 1}: the label is {labels[bad[0]]} but {rule.needs} "
             f"(in {where}); fix that row's label or remove the row"
         )
     return labels

@@ -112,3 +112,76 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float, scale: Scor
         "how": f"best F1 on each host's earlier half of the validation rows, within probabilities "
                f"{THRESHOLD_RANGE[0]}-{THRESHOLD_RANGE[1]}, ties toward 0.5; the metrics above are on the later half"}
     return evaluation
+
+
+# Other objective families: the metrics that fit what the model predicts (no threshold).
+
+def regression(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    error = predictions.astype(np.float64) - labels
+    spread = float(np.sum((labels - labels.mean()) ** 2))
+    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error))),
+            "r2": 1.0 - float(np.sum(error ** 2)) / spread if spread > 0 else None}
+
+
+def multiclass(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    rows = np.arange(labels.size)
+    chosen = np.clip(probabilities[rows, labels.astype(int)], 1e-15, 1.0)  # XGBoost's mlogloss clips the same way
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+    return {"mlogloss": float(-np.mean(np.log(chosen))), "merror": 1.0 - accuracy, "accuracy": accuracy}
+
+
+def ranking(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None) -> dict:
+    """Mean NDCG (gain 2^label - 1, as XGBoost's ndcg) and MAP (label > 0 is relevant) over the query
+    groups (`groups`: each row's group id; none: the rows are one group)."""
+    groups = np.zeros((labels.size, 1)) if groups is None else groups.reshape(labels.size, -1)
+    ndcg, average_precision = [], []
+    _, ids = np.unique(groups, axis=0, return_inverse=True)
+    for group in np.unique(ids):
+        rows = ids.ravel() == group
+        y, s = labels[rows], scores[rows]
+        ranked = y[np.argsort(-s, kind="stable")]
+        discount = 1.0 / np.log2(np.arange(2, y.size + 2))
+        ideal = np.sum((2.0 ** np.sort(y)[::-1] - 1) * discount)
+        ndcg.append(np.sum((2.0 ** ranked - 1) * discount) / ideal if ideal > 0 else 1.0)  # XGBoost: 1 without relevant rows
+        relevant = ranked > 0
+        hits = np.cumsum(relevant)
+        average_precision.append(float(np.sum(hits[relevant] / (np.flatnonzero(relevant) + 1)) / hits[-1])
+                                 if hits[-1] else 1.0)
+    return {"ndcg": float(np.mean(ndcg)), "map": float(np.mean(average_precision)), "groups": int(len(ndcg))}
+
+
+def concordance(times: np.ndarray, events: np.ndarray, risks: np.ndarray, limit: int = 20000) -> float | None:
+    """Harrell's C-index: of the pairs where the earlier time is an event, the share where that row has
+    the higher risk (ties count half). Over at most `limit` evenly spaced rows (the pairs grow as n^2)."""
+    if times.size > limit:
+        keep = np.linspace(0, times.size - 1, limit).astype(int)
+        times, events, risks = times[keep], events[keep], risks[keep]
+    concordant = comparable = 0.0
+    for start in range(0, times.size, 1024):
+        t, e, r = times[start:start + 1024, None], events[start:start + 1024, None], risks[start:start + 1024, None]
+        pairs = e & (t < times[None, :])
+        comparable += pairs.sum()
+        concordant += (pairs & (r > risks[None, :])).sum() + 0.5 * (pairs & (r == risks[None, :])).sum()
+    return float(concordant / comparable) if comparable else None
+
+
+def survival(objective: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
+    if objective == "survival:cox":  # a negative label is a censored time; predictions are hazard ratios
+        return {"c_index": concordance(np.abs(labels), labels > 0, predictions)}
+    result = regression(labels, predictions)  # survival:aft: predicted times, every label an observed one
+    result["c_index"] = concordance(labels, np.ones(labels.size, dtype=bool), -predictions)
+    return result
+
+
+def count(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    result = regression(labels, predictions)
+    mean = np.maximum(predictions.astype(np.float64), 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(labels > 0, labels * np.log(labels / mean), 0.0)
+    result["poisson_deviance"] = float(np.mean(2 * (term - (labels - mean))))
+    return result
+
+
+def quantile_loss(labels: np.ndarray, predictions: np.ndarray, alpha: float) -> float:
+    error = labels - predictions.astype(np.float64)
+    return float(np.mean(np.maximum(alpha * error, (alpha - 1) * error)))

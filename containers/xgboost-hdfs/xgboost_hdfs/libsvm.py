@@ -31,9 +31,12 @@ FORMAT_HINT = "write each row as '<label> <index>:<value> ...' with 0-based indi
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def read(path: Path) -> tuple[np.ndarray, sp.csr_matrix]:
-    """(labels, features) of one file; errors name the file, its line and the token."""
+def read(path: Path, query_ids: array | None = None) -> tuple[np.ndarray, sp.csr_matrix]:
+    """(labels, features) of one file; errors name the file, its line and the token. A row may carry
+    its ranking query group after the label ('<label> qid:<n> <index>:<value> ...', as XGBoost reads
+    it): then every row must, and the ids are appended to `query_ids`."""
     labels, indices, values = array("f"), array("i"), array("f")
+    groups: array | None = None
     starts, lines = array("q", [0]), array("q")  # each row's first entry, and its line in the file
     try:
         with open_text(path) as handle:
@@ -42,7 +45,15 @@ def read(path: Path) -> tuple[np.ndarray, sp.csr_matrix]:
                 if not tokens:
                     continue
                 labels.append(_label(tokens[0], path, number))
-                for token in tokens[1:]:
+                grouped = len(tokens) > 1 and tokens[1].startswith("qid:")
+                if lines and grouped != (groups is not None):
+                    raise DataError(f"{path.name}, line {number}: {'a qid' if grouped else 'no qid'} here but "
+                                    f"{'none' if grouped else 'one'} on line {lines[0]}; give every row its "
+                                    "query group (qid:<n> after the label) or none")
+                if grouped:
+                    groups = groups if groups is not None else array("q")
+                    groups.append(_query_id(tokens[1], path, number))
+                for token in tokens[2 if grouped else 1:]:
                     index, value = _entry(token, path, number)
                     indices.append(index)
                     values.append(value)
@@ -58,6 +69,10 @@ def read(path: Path) -> tuple[np.ndarray, sp.csr_matrix]:
     matrix = sp.csr_matrix((np.frombuffer(values, dtype=np.float32), indices_, starts_),
                            shape=(len(labels), int(indices_.max()) + 1))
     _check_distinct_indices(matrix, path, lines)
+    if groups is not None:
+        if query_ids is None:
+            raise DataError(f"{path.name}: rows carry qid (ranking query groups) but this reader takes none")
+        query_ids.extend(groups)
     return np.frombuffer(labels, dtype=np.float32).copy(), matrix
 
 
@@ -97,8 +112,17 @@ def _label(token: str, path: Path, line: int) -> float:
     return value
 
 
+def _query_id(token: str, path: Path, line: int) -> int:
+    text = token[len("qid:"):]
+    if not (text.isascii() and text.isdigit()):
+        raise DataError(f"{path.name}, line {line}: {token!r}: a query id is a whole number >= 0, e.g. qid:3")
+    return int(text)
+
+
 def _entry(token: str, path: Path, line: int) -> tuple[int, float]:
     index, sep, text = token.partition(":")
+    if index == "qid":
+        raise DataError(f"{path.name}, line {line}: {token!r}: qid comes right after the label, once a row")
     if not sep or not (index.isascii() and index.isdigit()):  # "¹".isdigit() is True, int() refuses it
         raise DataError(f"{path.name}, line {line}: {token!r} is not index:value; {FORMAT_HINT}")
     number = int(index)
