@@ -58,6 +58,44 @@ def test_xgboost_hdfs_fit_deploy_predict_transform(local, tmp_path, shared_data)
     assert [float(line) for line in lines] == pytest.approx(direct)
 
 
+def test_builtin_1_0_artifact_served_by_model_with_our_image(local, tmp_path, shared_data):
+    """The seed's case: a model.tar.gz that built-in XGBoost 1.0-1 wrote (a pickled Booster, made
+    here by xgboost 1.0.2), deployed with Model(image_uri=ours) and nothing else changed, then
+    batch transform with the same artifact: both answer 1.0.2's own predictions."""
+    import subprocess
+
+    from support import OLD_XGBOOST, old_xgboost_python
+
+    image = build("xgboost-hdfs")
+    opt_ml.hdfs_csv(tmp_path / "data")
+    train_csv = tmp_path / "data" / "input" / "data" / "train" / "features.csv"
+    rows = np.unique(np.loadtxt(tmp_path / "data" / "input" / "data" / "validation" / "features.csv",
+                                delimiter=",")[:, 1:], axis=0)[:40]
+    batch_input = tmp_path / "batch"
+    batch_input.mkdir()
+    np.savetxt(batch_input / "rows.csv", rows, delimiter=",", fmt="%g")
+    made = tmp_path / "builtin"
+    made.mkdir()
+    done = subprocess.run([str(old_xgboost_python("1.0")), str(OLD_XGBOOST / "make_builtin_model.py"),
+                           str(train_csv), str(batch_input / "rows.csv"), str(made)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = json.loads((made / "predictions.json").read_text())["predictions"]
+    assert (made / "xgboost-model").read_bytes()[:2] == b"\x80\x04"  # a pickle, as 1.0-1 writes it
+    model_data = tmp_path / "model.tar.gz"
+    with tarfile.open(model_data, "w:gz") as archive:
+        archive.add(made / "xgboost-model", arcname="xgboost-model")
+
+    predictor = steps.deploy(local, image, str(model_data))
+    try:
+        answer = predictor.predict(rows.tolist())  # the SDK's CSVSerializer and JSONDeserializer
+        assert [p["score"] for p in answer["predictions"]] == pytest.approx(expected, abs=1e-6)
+    finally:
+        steps.teardown(local, predictor.endpoint_name)
+    steps.transform(local, image, str(model_data), str(batch_input), str(tmp_path / "batch-out"))
+    assert [float(line) for line in _lines(tmp_path / "batch-out")] == pytest.approx(expected, abs=1e-6)
+
+
 def test_sklearn_builtin_fit_deploy_transform(local, tmp_path, shared_data):
     image = build("sklearn-cpu")
     opt_ml.prtg_csv(tmp_path / "data")
