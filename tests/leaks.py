@@ -69,9 +69,10 @@ def leftover_containers(since: float) -> list[str]:
     found = []
     for line in out.stdout.splitlines():
         cid, name, image = line.split("\t")
-        # Another run's containers (other image tags: parallel runs on one machine) are not ours.
-        other_run = image.partition(":")[0] in TEST_IMAGES and image not in ours
-        if name.startswith("byoc-test-") and not other_run:
+        # Another session on the same engine (another BYOC_TEST_TAG) runs byoc-test-* containers of
+        # its own images: only ours, or ones of other images (byoc-base) started after this session began.
+        if name.startswith("byoc-test-") and (image in ours or (image.split(":")[0] not in TEST_IMAGES
+                                                                and _created(cid) >= since)):
             found.append(f"{name} ({image})")
         elif image in ours and _created(cid) >= since:
             found.append(f"{name} ({image})")

@@ -137,6 +137,98 @@ def test_sklearn_estimator_script_mode_with_our_image(local, tmp_path, shared_da
         steps.teardown(local, predictor.endpoint_name)
 
 
+def _booster_in(model_data: str):
+    """The xgboost-model in a local-mode model.tar.gz, loaded on the host."""
+    import xgboost as xgb
+
+    with tarfile.open(model_data.removeprefix("file://")) as archive:
+        assert "xgboost-model" in archive.getnames()
+        return xgb.Booster(model_file=bytearray(archive.extractfile("xgboost-model").read()))
+
+
+def test_xgboost_estimator_script_mode_with_our_image(local, tmp_path, shared_data):
+    """The SDK's XGBoost estimator, unchanged but for image_uri: an AWS-style entry_point trained
+    (hyperparameters as --name value) and served through the SDK's XGBoostPredictor (libsvm in, CSV out)."""
+    import xgboost as xgb
+    from sagemaker.xgboost import XGBoost
+
+    image = build("xgboost-hdfs")
+    opt_ml.hdfs_csv(tmp_path / "data")
+    estimator = XGBoost(entry_point="train.py", source_dir=str(REPO / "examples" / "xgboost-script"),
+                        framework_version="1.7-1", image_uri=image, role=steps.LOCAL_ROLE, instance_count=1,
+                        instance_type="local", sagemaker_session=local, output_path=(tmp_path / "output").as_uri(),
+                        hyperparameters={"num_round": 25, "max_depth": 4, "eta": 0.3})
+    estimator.fit({name: (tmp_path / "data" / "input" / "data" / name).as_uri() for name in ("train", "validation")})
+    booster = _booster_in(estimator.model_data)
+    assert booster.num_boosted_rounds() == 25  # --num_round 25 reached the script
+    rows = np.loadtxt(tmp_path / "data" / "input" / "data" / "validation" / "features.csv", delimiter=",",
+                      dtype=np.float32)[:100, 1:]
+    # Deployed through the XGBoost model: SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY set by the SDK.
+    predictor = estimator.deploy(initial_instance_count=1, instance_type="local", wait=False)
+    try:
+        steps.wait_until_serving(local, predictor.endpoint_name)
+        libsvm = "".join(" ".join(f"{i}:{v:g}" for i, v in enumerate(row)) + "\n" for row in rows)
+        answer = predictor.predict(libsvm)  # XGBoostPredictor: LibSVMSerializer, CSVDeserializer
+        assert [float(line[0]) for line in answer] == pytest.approx(booster.predict(xgb.DMatrix(rows)).tolist(), rel=1e-6)
+    finally:
+        steps.teardown(local, predictor.endpoint_name)
+
+
+INFERENCE = '''
+import json, os
+import numpy as np
+import xgboost as xgb
+
+def model_fn(model_dir):
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, "xgboost-model"))
+    return booster
+
+def input_fn(body, content_type):
+    if content_type != "application/json":
+        raise ValueError(f"this endpoint takes application/json, not {content_type}")
+    return xgb.DMatrix(np.array(json.loads(body)["blocks"], dtype=np.float32))
+
+def output_fn(prediction, accept):
+    return json.dumps({"anomalous": [bool(p >= 0.5) for p in prediction], "p": prediction.tolist()}), accept
+'''
+
+
+@pytest.mark.slow
+def test_xgboost_model_with_the_scripts_input_and_output_fn(local, tmp_path, shared_data):
+    """XGBoostModel(model_data=..., entry_point=..., image_uri=ours): a model trained elsewhere
+    (here: on the host), served through the script's model_fn / input_fn / output_fn."""
+    import xgboost as xgb
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.serializers import JSONSerializer
+    from sagemaker.xgboost import XGBoostModel
+
+    image = build("xgboost-hdfs")
+    opt_ml.hdfs_csv(tmp_path / "data")
+    train = np.loadtxt(tmp_path / "data" / "input" / "data" / "train" / "features.csv", delimiter=",", dtype=np.float32)
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(train[:, 1:], label=train[:, 0]), 20)
+    booster.save_model(tmp_path / "xgboost-model.json")
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "xgboost-model.json", arcname="xgboost-model")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(INFERENCE)
+    model = XGBoostModel(model_data=(tmp_path / "model.tar.gz").as_uri(), entry_point="inference.py",
+                         source_dir=str(code), framework_version="1.7-1", image_uri=image, role=steps.LOCAL_ROLE,
+                         sagemaker_session=local)
+    predictor = model.deploy(initial_instance_count=1, instance_type="local", wait=False,
+                             serializer=JSONSerializer(), deserializer=JSONDeserializer())
+    try:
+        steps.wait_until_serving(local, predictor.endpoint_name)
+        rows = train[:50, 1:]
+        answer = predictor.predict({"blocks": rows.tolist()})
+        expected = booster.predict(xgb.DMatrix(rows))
+        assert answer["p"] == pytest.approx(expected.tolist(), rel=1e-6)
+        assert answer["anomalous"] == (expected >= 0.5).tolist()
+    finally:
+        steps.teardown(local, predictor.endpoint_name)
+
+
 def _evaluation(output_tar: Path) -> dict:
     with tarfile.open(output_tar) as archive:
         member = next(m for m in archive.getmembers() if m.name.endswith("evaluation.json"))

@@ -1,9 +1,10 @@
-"""Script mode: a user's SageMaker scikit-learn script, trained and served unchanged.
+"""Script mode, shared by every image: a user's SageMaker framework script (scikit-learn, XGBoost),
+trained unchanged; script_serving.ScriptRuntime serves it.
 
 The program comes from SAGEMAKER_PROGRAM or the sagemaker_program hyperparameter, the code from
 sagemaker_submit_directory / SAGEMAKER_SUBMIT_DIRECTORY (a folder, a file:// or s3:// tar.gz).
 sagemaker-training provides the SM_* environment and the --name value arguments, exactly as
-SageMaker's own scikit-learn container does. The script runs in its own process group, which a
+SageMaker's own framework containers do. The script runs in its own process group, which a
 stop signal reaches (byoc.training.run_child); the code's requirements.txt is installed for
 training and at endpoint start, by one function.
 """
@@ -17,14 +18,10 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from byoc import codecs
-from byoc.errors import RequestError, UserError
-from byoc.hyperparameters import unwrap
-from byoc.runtime import ModelRuntime
-from byoc.training import TrainingEnv, describe_exit, run_child
+from .errors import UserError
+from .hyperparameters import unwrap
+from .training import TrainingEnv, describe_exit, run_child
 
 log = logging.getLogger(__name__)
 CODE_DIR = "/opt/ml/code"
@@ -50,7 +47,7 @@ def fetch_code(source: str | None, destination: str) -> Path:
 
 
 def install_requirements(code_dir: Path, required: bool) -> list[str]:
-    """pip install the code's requirements.txt, as SageMaker's scikit-learn container does for
+    """pip install the code's requirements.txt, as SageMaker's framework containers do for
     training and at endpoint start. Where pip fails (often: no package index reachable), the log
     names the requirements the image's own packages do not satisfy. required: those are an error
     (serving: the server stops, saying so); else they are skipped and the script runs without them.
@@ -85,8 +82,8 @@ def install_requirements(code_dir: Path, required: bool) -> list[str]:
     return []
 
 
-def _warn_if_already_imported(installed: list[str]) -> None:
-    """A package this server imported before the install (numpy, scikit-learn) stays the old version
+def warn_if_already_imported(installed: list[str]) -> None:
+    """A package this server imported before the install (numpy, scikit-learn, xgboost) stays the old version
     in it: say so, rather than serve with other versions than the log suggests."""
     from importlib.metadata import packages_distributions
 
@@ -146,54 +143,3 @@ def train(env: TrainingEnv) -> None:
         last = next((l for l in reversed(tail) if l.strip()), "no error output")
         raise UserError(f"{entry_point} {describe_exit(returncode)}: {last} "
                         "(fix the script or its arguments; its full output is in the job's log)")
-
-
-class ScriptRuntime(ModelRuntime):
-    """Serving through the user's model_fn, with input_fn / predict_fn / output_fn / transform_fn
-    where defined and the shared codecs where not."""
-
-    content_types = (codecs.CSV, codecs.JSON, codecs.JSONLINES, codecs.NPY)
-    dtype = np.float64  # the default input_fn's: scikit-learn computes in float64 (1622535661 stays exact)
-
-    def load(self) -> None:
-        entry_point = program()
-        code_dir = fetch_code(os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY"), CODE_DIR)
-        _warn_if_already_imported(install_requirements(code_dir, required=True))  # before the import, as SageMaker
-        spec = importlib.util.spec_from_file_location("user_module", code_dir / entry_point)
-        if spec is None or not (code_dir / entry_point).is_file():
-            raise FileNotFoundError(f"SAGEMAKER_PROGRAM {entry_point!r} is not in {code_dir}")
-        sys.path.insert(0, str(code_dir))
-        self.user = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.user)
-        if not hasattr(self.user, "model_fn"):
-            raise AttributeError(f"{entry_point} defines no model_fn(model_dir); serving needs it to load the model")
-        self.model = self.user.model_fn(str(self.model_dir))
-
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
-        kind = codecs.media_type(content_type)
-        transform_fn = getattr(self.user, "transform_fn", None)
-        if transform_fn:
-            return self._response(self._call(transform_fn, self.model, body, kind, accept), accept or codecs.JSON)
-        if not hasattr(self.user, "input_fn") and kind not in self.content_types:
-            raise codecs.UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of {list(self.content_types)}")
-        response_type = codecs.negotiate(accept, kind, self.accept_types) if not hasattr(self.user, "output_fn") \
-            else (codecs.media_type(accept) if accept and accept != "*/*" else kind or codecs.JSON)
-        data = self._call(self.user.input_fn, body, kind) if hasattr(self.user, "input_fn") else self.decode(body, kind)
-        predict = getattr(self.user, "predict_fn", None)
-        prediction = self._call(predict, data, self.model) if predict else self._call(self.model.predict, data)
-        if hasattr(self.user, "output_fn"):
-            return self._response(self._call(self.user.output_fn, prediction, response_type), response_type)
-        return codecs.encode(prediction, response_type), response_type
-
-    @staticmethod
-    def _call(function, *args) -> Any:
-        """User code that rejects its input (ValueError, TypeError, KeyError) is the client's error: 400."""
-        try:
-            return function(*args)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise RequestError(f"{getattr(function, '__name__', 'user code')}: {type(exc).__name__}: {exc}") from None
-
-    @staticmethod
-    def _response(result: Any, default_type: str) -> tuple[bytes, str]:
-        body, kind = result if isinstance(result, tuple) else (result, default_type)
-        return (body.encode() if isinstance(body, str) else bytes(body)), kind
