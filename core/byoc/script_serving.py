@@ -68,8 +68,8 @@ class ScriptRuntime(ModelRuntime):
         if not self.input_fn and kind not in self.content_types:
             raise UnsupportedMediaType(f"Content-Type {content_type!r} is not supported; use one of "
                                        f"{list(self.content_types)}, or define input_fn in the script")
-        response_type = codecs.negotiate(accept, kind, self.accept_types) if not self.output_fn \
-            else (codecs.media_type(accept) if accept and accept != "*/*" else kind or codecs.JSON)
+        response_type = codecs.negotiate(accept, kind, self.accept_types, self.default_accept) if not self.output_fn \
+            else (codecs.media_type(accept) if accept and accept != "*/*" else self.default_accept or kind or codecs.JSON)
         data = self._call(self.input_fn, body, kind) if self.input_fn else self.default_input_fn(body, kind)
         prediction = self._call(self.predict_fn or self.default_predict_fn, data, self.model)
         if self.output_fn:

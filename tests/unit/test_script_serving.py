@@ -124,3 +124,19 @@ def test_scikit_learn_has_no_default_model_fn(monkeypatch, tmp_path, trained):
     model_dir, _, _ = trained
     with pytest.raises(AttributeError, match="inference.py defines no model_fn.*scikit-learn's SageMaker container"):
         _runtime(monkeypatch, tmp_path, model_dir, "x = 1\n", cls=SklearnScriptRuntime)
+
+
+def test_default_invocations_accept_applies_to_scripts_too(monkeypatch, tmp_path, trained):
+    """SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT answers a request without Accept, with the defaults and
+    with the script's output_fn (which is handed that type); an explicit Accept still wins."""
+    model_dir, rows, booster = trained
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/jsonlines")
+    body = ("".join(",".join(f"{v:g}" for v in row) + "\n" for row in rows[:2])).encode()
+    runtime = _runtime(monkeypatch, tmp_path, model_dir, "# training code only\n")
+    assert runtime.invoke(body, "text/csv", None)[1] == "application/jsonlines"
+    assert runtime.invoke(body, "text/csv", "text/csv")[1] == "text/csv"
+    scripted = tmp_path / "scripted"
+    scripted.mkdir()
+    runtime = _runtime(monkeypatch, scripted, model_dir,
+                       "def output_fn(prediction, accept):\n    return accept.encode(), accept\n")
+    assert runtime.invoke(body, "text/csv", None) == (b"application/jsonlines", "application/jsonlines")
