@@ -206,6 +206,19 @@ def test_direct_predictor_gives_inplace_predict_s_floats(tmp_path):
     np.testing.assert_array_equal(predictor(column), booster.inplace_predict(column))
 
 
+def test_a_gblinear_model_serves_through_a_dmatrix(tmp_path):
+    """gblinear has no in-place prediction in XGBoost: the runtime predicts it through a DMatrix."""
+    rng = np.random.default_rng(2)
+    features = rng.random((300, 4)).astype(np.float32)
+    booster = xgb.train({"booster": "gblinear", "objective": "reg:squarederror"},
+                        xgb.DMatrix(features, features[:, 0] * 2 + features[:, 1]), 20)
+    booster.save_model(tmp_path / "xgboost-model")
+    runtime = Runtime(tmp_path)
+    body, kind = runtime.invoke(b"0.1,0.2,0.3,0.4\n0.9,0.8,0.7,0.6\n", "text/csv", "text/csv")
+    expected = booster.predict(xgb.DMatrix(np.array([[0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6]], dtype=np.float32)))
+    np.testing.assert_allclose([float(v) for v in body.split()], expected, rtol=1e-6)
+
+
 def test_the_threshold_is_scored_on_validation_rows_it_never_saw(raw_tree, tmp_path):
     """Issue #12: the threshold was chosen and scored on the same validation rows."""
     from xgboost_hdfs.data import load_channel

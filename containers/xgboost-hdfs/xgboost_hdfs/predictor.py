@@ -27,6 +27,12 @@ class DensePredictor:
         self.booster = booster
         self.num_features = booster.num_features()
         self._local = threading.local()
+        # gblinear has no in-place prediction in XGBoost: those models predict through a DMatrix.
+        self.inplace = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"] != "gblinear"
+        self.direct = False
+        if not self.inplace:
+            log.info("a gblinear model: predicting through a DMatrix")
+            return
         try:
             from xgboost.core import _LIB, _ProxyDMatrix, c_bst_ulong
 
@@ -45,8 +51,13 @@ class DensePredictor:
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Scores for a (rows, features) matrix; the caller has checked its width."""
         if not self.direct:
-            return self.booster.inplace_predict(features)
+            return self._public(features)
         return self._direct(np.ascontiguousarray(features, dtype=np.float32))
+
+    def _public(self, features: np.ndarray) -> np.ndarray:
+        if self.inplace:
+            return self.booster.inplace_predict(features)
+        return self.booster.predict(xgb.DMatrix(features, nthread=1), validate_features=False)
 
     def _direct(self, features: np.ndarray) -> np.ndarray:
         local = self._local
