@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -201,8 +202,12 @@ def count_files(paths: list[Path], matcher: TemplateMatcher, workers: int | None
     else:
         global _worker_matcher
         _worker_matcher = matcher  # inherited by the forked workers
-        pool = multiprocessing.get_context("fork").Pool(workers)
-        results = pool.imap(_count_in_worker, parts)
+        # concurrent.futures, not multiprocessing.Pool: Pool.terminate() with parts still queued
+        # (a bad line found early) once hung in its task-handler thread. Here an error cancels the
+        # parts not started and waits for the running ones; a dead worker raises, never hangs.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_count_in_worker, part) for part in parts]
+        results = (future.result() for future in futures)
     try:
         for part, (counts, lines) in zip(parts, results):
             before = lines_in_file.get(part.path, 0)
@@ -218,7 +223,7 @@ def count_files(paths: list[Path], matcher: TemplateMatcher, workers: int | None
                          f"{total.blocks:,}")
     finally:
         if workers > 1:
-            pool.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
     elapsed = time.perf_counter() - started
     log.info("raw logs: %s lines, %s blocks in %.1f s (%s lines/s, %d process%s)", f"{total.lines:,}",
              f"{total.blocks:,}", elapsed, f"{total.lines / max(elapsed, 1e-9):,.0f}", workers,
