@@ -39,6 +39,9 @@ class Runtime(ModelRuntime):
             raise ValueError(f"{METADATA_FILE} lists {len(self.feature_names)} features but the model has {n}")
         objective = self.metadata.get("objective") or json.loads(self.booster.save_config())["learner"]["objective"]["name"]
         self.threshold = self.metadata.get("threshold", 0.0 if objective == "binary:logitraw" else 0.5)
+        # libsvm requests count as training's files did; without metadata (a built-in artifact) each
+        # request is guessed as the built-in does: 1-based when no row has index 0.
+        self.libsvm_index_base = (self.metadata.get("libsvm_index_base") or 0) if self.metadata else None
         templates = self.metadata.get("templates")
         self.matcher = TemplateMatcher([tuple(t) for t in templates]) if templates else None
         self.count_body = BodyCounter(self.matcher) if self.matcher else None
@@ -60,11 +63,14 @@ class Runtime(ModelRuntime):
         """A feature matrix, a Distinct of one (CSV), or the BodyBlocks of raw log lines."""
         if content_type == codecs.CSV:  # rows score independently: each distinct row once
             return codecs.decode_csv_distinct(body, self.feature_names, self.dtype)
+        if content_type == codecs.LIBSVM:
+            return codecs.decode(body, content_type, self.feature_names, self.dtype, self.libsvm_index_base)
         if content_type != codecs.TEXT:
             return super().parse(body, content_type)
         if self.matcher is None or self.metadata.get("feature_source") != RAW_LOGS:
             raise UnsupportedMediaType("this model was trained on feature rows, not raw logs; "
-                                       "send text/csv, application/json, application/jsonlines or text/libsvm")
+                                       "send text/csv, application/json, application/jsonlines, text/libsvm, "
+                                       "application/x-npy or application/x-recordio-protobuf")
         if not body.strip():
             raise RequestError("empty request body: send at least one log line")
         try:

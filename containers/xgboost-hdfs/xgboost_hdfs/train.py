@@ -16,7 +16,7 @@ from byoc.hyperparameters import Param, parse
 from byoc.training import TrainingEnv, stop_signal
 
 from . import checkpoints
-from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed
+from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed, settle_libsvm_base
 from .distributed import Cluster
 from .evaluation import ScoreScale, best_f1_threshold, report
 from .logparse import TemplateMatcher, load_templates
@@ -83,10 +83,12 @@ HYPERPARAMETERS = [
     Param("verbosity", int, 1, "XGBoost log level", low=0, high=3),
     Param("collective_timeout", int, 900, "multi-instance jobs: seconds a host waits for the others", low=10),
     Param("checkpoint_frequency", int, 10, "with a checkpoint configuration: rounds between checkpoints", low=1, high=100000),
+    Param("csv_weights", int, 0, "1: in CSV channels the column after the label is each row's instance weight", choices=(0, 1)),
     Param("threshold", float, "auto", "decision threshold, a probability (for binary:logitraw too); auto = best F1 on the earlier half of the validation channel, within 0.05-0.95 (0.5 without one)", parse=_threshold),
 ]
 _XGB_NAMES = {"lambda": "reg_lambda", "alpha": "reg_alpha"}
-_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout", "checkpoint_frequency"}
+_NOT_XGB = {"num_round", "early_stopping_rounds", "threshold", "eval_metric", "collective_timeout", "checkpoint_frequency",
+            "csv_weights"}
 
 
 def xgboost_params(hp: dict, positives: float, rows: float) -> dict:
@@ -121,8 +123,8 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     matcher = TemplateMatcher()
     memory.require(memory_needed(env, "train") + memory_needed(env, "validation"),
                    "loading the train and validation channels")
-    train_set = load_channel(env, "train", matcher)
-    validation = load_channel(env, "validation", matcher, required=False, like=train_set)
+    train_set = load_channel(env, "train", matcher, csv_weights=hp["csv_weights"] == 1)
+    validation = load_channel(env, "validation", matcher, required=False, like=train_set, csv_weights=hp["csv_weights"] == 1)
     _check_compatible(train_set, validation)
     if hp["early_stopping_rounds"] and validation is None:
         raise DataError("early_stopping_rounds needs a 'validation' channel; add one, or leave early_stopping_rounds out")
@@ -139,6 +141,7 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
         cluster.agree(problem)  # raises here, and on the other hosts in their agree(None)
         raise
     cluster.agree(None)
+    settle_libsvm_base(cluster.gather, train_set, validation)
     match_widths(cluster.gather(train_set.features.shape[1]), train_set, validation)
     positives, rows = cluster.total([train_set.labels.sum(), len(train_set.labels)])
     if positives == 0 or positives == rows:
@@ -149,10 +152,11 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
     log.info("training on %d rows x %d features (%d positive)%s; params %s", *train_set.features.shape,
              int(train_set.labels.sum()), f" on this host, {int(rows)} on all {cluster.size}" if cluster.size > 1 else "",
              params)
-    dtrain = xgb.DMatrix(train_set.features, train_set.labels, feature_names=train_set.feature_names)
+    dtrain = xgb.DMatrix(train_set.features, train_set.labels, weight=train_set.weights, feature_names=train_set.feature_names)
     evals = [(dtrain, "train")]
     if validation is not None:
-        dvalid = xgb.DMatrix(validation.features, validation.labels, feature_names=validation.feature_names)
+        dvalid = xgb.DMatrix(validation.features, validation.labels, weight=validation.weights,
+                             feature_names=validation.feature_names)
         evals.append((dvalid, "validation"))
     data = _data_identity(env, cluster, train_set, validation)
     booster = checkpoints.train(params, dtrain, hp["num_round"], evals, folder=env.checkpoint_dir,
@@ -242,6 +246,7 @@ def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, sc
         "format": 1,
         "feature_names": dataset.feature_names,
         "feature_source": dataset.source,
+        "libsvm_index_base": dataset.index_base,  # serving reads libsvm requests the same way
         "templates": load_templates() if dataset.source == RAW_LOGS else None,
         "objective": hp["objective"],
         "threshold": float(threshold),  # in score space: serving compares scores >= threshold
