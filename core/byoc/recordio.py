@@ -35,6 +35,7 @@ MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 FEATURES_KEY = "values"  # the key the SDK writes, in features and in label
 _LENGTH_MASK = (1 << 29) - 1
+MAX_KEY = (1 << 31) - 2  # a sparse column must fit the int32 indices of scipy's CSR and XGBoost's
 
 
 class RecordIOError(ValueError):
@@ -157,7 +158,11 @@ def read(data: bytes | memoryview, labels: bool = False, dtype=np.float32, width
         if len(shape) > 1:
             raise RecordIOError(f"record {number}: features shape {shape} is not a vector (one row per record)")
         if len(tensor.keys) or (shape and not len(row)):  # sparse (an empty sparse row has a shape only)
-            columns = np.asarray(tensor.keys, dtype=np.int64)
+            columns = np.asarray(tensor.keys, dtype=np.uint64)
+            if len(columns) and int(columns.max()) > MAX_KEY or shape and shape[0] > MAX_KEY + 1:
+                raise RecordIOError(f"record {number}: a key or shape beyond {MAX_KEY:,}; features are numbered "
+                                    "densely from 0")
+            columns = columns.astype(np.int64)
             if len(columns) != len(row):
                 raise RecordIOError(f"record {number}: {len(columns)} keys but {len(row)} values")
             row_width = shape[0] if shape else int(columns.max()) + 1
@@ -184,11 +189,13 @@ def read(data: bytes | memoryview, labels: bool = False, dtype=np.float32, width
     if width is not None and sparse_width > width:
         raise RecordIOError(f"a sparse record has shape [{sparse_width}] but the model expects {width} features")
     found = max(sparse_width, dense_width or 0)
-    all_values, all_keys = np.concatenate(values), np.concatenate(keys)
+    with np.errstate(over="ignore"):  # a float64 beyond float32 becomes infinite: callers refuse it, naming it
+        all_values = np.concatenate(values).astype(dtype)
+    all_keys = np.concatenate(keys)
     if not any_sparse:
-        features = all_values.reshape(len(values), dense_width).astype(dtype)
+        features = all_values.reshape(len(values), dense_width)
     else:
-        features = sp.csr_matrix((all_values.astype(dtype), all_keys, np.asarray(starts, dtype=np.int64)),
+        features = sp.csr_matrix((all_values, all_keys, np.asarray(starts, dtype=np.int64)),
                                  shape=(len(values), width or found))
         features.sort_indices()
     return Rows(features, np.asarray(label_values, dtype=np.float32) if labels else None)

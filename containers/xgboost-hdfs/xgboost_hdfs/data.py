@@ -400,6 +400,10 @@ def _load_recordio(files: list[Path]) -> Dataset:
         parts.append((path, rows.features, _check_labels(rows.labels, path, "the record's label")))
     if any(sp.issparse(features) for _, features, _ in parts):
         width = max(features.shape[1] for _, features, _ in parts)
+        if width > libsvm.MAX_FEATURES:
+            raise DataError(f"sparse records are {width:,} features wide: training takes at most "
+                            f"{libsvm.MAX_FEATURES:,} (keys 0..{libsvm.MAX_FEATURES - 1}); renumber the features densely")
+        memory.require(libsvm.width_memory(width), f"training on {width:,} sparse features (the records' shape)")
         features = sp.vstack([_widened(sp.csr_matrix(f), width) for _, f, _ in parts], format="csr")
     else:
         width = parts[0][1].shape[1]
