@@ -138,65 +138,69 @@ def _tensor(value, where: str):
 
 
 def read(data: bytes | memoryview, labels: bool = False, dtype=np.float32, width: int | None = None) -> Rows:
-    """Rows of RecordIO-protobuf data. labels: every record must have label["values"] (training).
+    """Rows of RecordIO-protobuf data, all dense or all sparse records (as the SDK writes a file or body).
+    labels: every record must have label["values"] (training).
     width: the columns the model has (a sparse key beyond it, or a dense row of another length, is refused)."""
     record_class = _record_class()
+    # Python lists grown by C-level extend from protobuf's repeated fields, and a fresh message per
+    # record: a numpy array per record on one reparsed message took 2.4 s for 100,000 dense rows of
+    # 31 features, this 1.0 s (0.9 s for 620,000 sparse entries; a one-row request 17 us).
     values, keys, starts, label_values = [], [], [0], []
-    dense_width, sparse_width, any_sparse = None, 0, False
-    record = record_class()
+    rows = dense_width = 0
+    sparse_width, any_sparse = 0, False
     for number, payload in enumerate(payloads(data), start=1):
         try:
-            record.ParseFromString(payload)
+            record = record_class.FromString(payload)  # fresh: reparsing one that is still referenced copies it
         except Exception as exc:  # google.protobuf.message.DecodeError, or an error from the C parser
             raise RecordIOError(f"record {number}: not a Record protobuf ({exc})") from None
         if FEATURES_KEY not in record.features:
             raise RecordIOError(f"record {number}: no features[{FEATURES_KEY!r}] (found {sorted(record.features)}); "
                                 "write rows with the SDK's write_numpy_to_dense_tensor or write_spmatrix_to_sparse_tensor")
         tensor = _tensor(record.features[FEATURES_KEY], f"record {number}: features[{FEATURES_KEY!r}]")
-        row = np.asarray(tensor.values, dtype=np.float64)
-        shape = list(tensor.shape)
+        row, columns, shape = tensor.values, tensor.keys, tensor.shape
         if len(shape) > 1:
-            raise RecordIOError(f"record {number}: features shape {shape} is not a vector (one row per record)")
-        if len(tensor.keys) or (shape and not len(row)):  # sparse (an empty sparse row has a shape only)
-            columns = np.asarray(tensor.keys, dtype=np.uint64)
-            if len(columns) and int(columns.max()) > MAX_KEY or shape and shape[0] > MAX_KEY + 1:
-                raise RecordIOError(f"record {number}: a key or shape beyond {MAX_KEY:,}; features are numbered "
-                                    "densely from 0")
-            columns = columns.astype(np.int64)
+            raise RecordIOError(f"record {number}: features shape {list(shape)} is not a vector (one row per record)")
+        sparse = bool(len(columns) or (len(shape) and not len(row)))  # an empty sparse row has a shape only
+        if rows and sparse != any_sparse:
+            raise RecordIOError(f"record {number} is {'sparse' if sparse else 'dense'} but record 1 is "
+                                f"{'sparse' if any_sparse else 'dense'}; write one kind of record per file or body")
+        if sparse:
             if len(columns) != len(row):
                 raise RecordIOError(f"record {number}: {len(columns)} keys but {len(row)} values")
-            row_width = shape[0] if shape else int(columns.max()) + 1
-            if len(columns) and int(columns.max()) >= row_width:
-                raise RecordIOError(f"record {number}: key {int(columns.max())} is beyond its shape [{row_width}]")
+            top = max(columns, default=-1)
+            if top > MAX_KEY or len(shape) and shape[0] > MAX_KEY + 1:
+                raise RecordIOError(f"record {number}: a key or shape beyond {MAX_KEY:,}; features are numbered "
+                                    "densely from 0")
+            row_width = shape[0] if len(shape) else top + 1
+            if top >= row_width:
+                raise RecordIOError(f"record {number}: key {top} is beyond its shape [{row_width}]")
             any_sparse, sparse_width = True, max(sparse_width, row_width)
+            keys.extend(columns)
         else:
-            if shape and shape[0] != len(row):
-                raise RecordIOError(f"record {number}: {len(row)} values but shape {shape}")
-            if dense_width is not None and len(row) != dense_width:
+            if len(shape) and shape[0] != len(row):
+                raise RecordIOError(f"record {number}: {len(row)} values but shape {list(shape)}")
+            if rows and len(row) != dense_width:
                 raise RecordIOError(f"record {number} has {len(row)} values but record 1 has {dense_width}; "
                                     "every dense record needs the same number of features")
             dense_width = len(row)
-            columns = np.arange(len(row), dtype=np.int64)
-        values.append(row)
-        keys.append(columns)
-        starts.append(starts[-1] + len(row))
+        values.extend(row)
+        starts.append(len(values))
+        rows += 1
         if labels:
             label_values.append(_label(record, number))
-    if not values:
+    if not rows:
         raise RecordIOError("no records in the data: send at least one")
-    if width is not None and dense_width is not None and dense_width != width:
+    if width is not None and not any_sparse and dense_width != width:
         raise RecordIOError(f"records have {dense_width} features but the model expects {width}")
     if width is not None and sparse_width > width:
         raise RecordIOError(f"a sparse record has shape [{sparse_width}] but the model expects {width} features")
-    found = max(sparse_width, dense_width or 0)
     with np.errstate(over="ignore"):  # a float64 beyond float32 becomes infinite: callers refuse it, naming it
-        all_values = np.concatenate(values).astype(dtype)
-    all_keys = np.concatenate(keys)
+        all_values = np.array(values, dtype=dtype)
     if not any_sparse:
-        features = all_values.reshape(len(values), dense_width)
+        features = all_values.reshape(rows, dense_width)
     else:
-        features = sp.csr_matrix((all_values, all_keys, np.asarray(starts, dtype=np.int64)),
-                                 shape=(len(values), width or found))
+        features = sp.csr_matrix((all_values, np.array(keys, dtype=np.int64), np.array(starts, dtype=np.int64)),
+                                 shape=(rows, width or sparse_width))
         features.sort_indices()
     return Rows(features, np.asarray(label_values, dtype=np.float32) if labels else None)
 

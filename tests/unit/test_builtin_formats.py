@@ -85,6 +85,8 @@ def test_recordio_training_needs_labels_and_equal_dense_widths():
     mixed = _dense(np.ones((2, 3), dtype=np.float32)) + _dense(np.ones((1, 4), dtype=np.float32))
     with pytest.raises(recordio.RecordIOError, match="record 3 has 4 values but record 1 has 3"):
         recordio.read(mixed)
+    with pytest.raises(recordio.RecordIOError, match="record 3 is sparse but record 1 is dense"):
+        recordio.read(_dense(np.ones((2, 3), dtype=np.float32)) + _sparse(sp.csr_matrix(np.ones((1, 3)))))
 
 
 # Serving codecs ---------------------------------------------------------------------------------
