@@ -48,7 +48,8 @@ CONTENT_TYPES = {
 # Bytes of memory per byte of input while training (the text, its lines, the matrix, XGBoost's copy),
 # from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900).
 # Raw logs are streamed and only per-block counts stay. libsvm is sparse: counted by its entries.
-# RecordIO: the file's bytes, float64 rows while parsing, the float32 matrix and XGBoost's copy.
+# RecordIO: the file's bytes, 1.8x them while parsing (measured, recordio.py), the float32 matrix
+# and XGBoost's copy.
 MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, PARQUET: 3, RECORDIO: 8}
 # XGBoost's own use in any job, whatever its input: its threads, first allocations and the modules
 # loaded as training starts (48 MiB measured in the container, for 300 KB of CSV or of libsvm).
