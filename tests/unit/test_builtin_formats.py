@@ -275,7 +275,30 @@ def test_csv_weights_and_label_size(hdfs_rows, tmp_path):
                 {"train": "text/csv"}, {"csv_weights": 1})
     with pytest.raises(DataError, match=r"w.csv: row 10: the weight \(column 2, csv_weights=1\) is -2.0"):
         load_channel(TrainingEnv.load(bad), "train", TemplateMatcher(), csv_weights=True)
+    unweighted_validation = _tree(tmp_path / "unweighted", {"train": ("w.csv", weighted(rows[:50], [1.0] * 50)),
+                                                            "validation": ("v.csv", "".join(",".join(f"{v:g}" for v in r) + "\n" for r in rows[:50]))},
+                                  {"train": "csv"}, {"csv_weights": 1})
+    env = TrainingEnv.load(unweighted_validation)
+    with pytest.raises(DataError, match="channel 'validation' has 30 feature columns after the label and the weight but train has 31"):
+        load_channel(env, "validation", TemplateMatcher(), like=load_channel(env, "train", TemplateMatcher(), csv_weights=True),
+                     csv_weights=True)
     two = _tree(tmp_path / "label2", {"train": ("p.csv", "1,0,3\n")}, {"train": "text/csv; label_size=2"})
     with pytest.raises(DataError, match=r"channel 'train': ContentType 'text/csv; label_size=2': label_size=2 is not supported"):
         load_channel(TrainingEnv.load(two), "train", TemplateMatcher())
     assert run(train, _tree(tmp_path / "csv_weights_2", {"train": ("p.csv", "1,0,3\n")}, {}, {"csv_weights": 2})) != 0
+
+
+def test_sklearn_cpu_answers_record_serializer_bodies_as_csv(shared_data, tmp_path):
+    """The codec is shared core: sklearn-cpu's built-in model takes RecordIO requests too (float64 rows)."""
+    from sklearn_cpu import train
+    from sklearn_cpu.runtime import BuiltinRuntime
+
+    opt_ml.prtg_csv(tmp_path)
+    opt_ml.write_config(tmp_path, {"features": "minutes hour day_of_week", "target": "snmpcpu_processor_1"},
+                        channels=("train", "test"))
+    assert run(train, tmp_path) == 0
+    runtime = BuiltinRuntime(tmp_path / "model")
+    rows = np.array([[38, 16, 4], [0, 3, 6], [59, 23, 0]], dtype=np.float64)
+    from_csv = json.loads(runtime.invoke(b"38,16,4\n0,3,6\n59,23,0\n", "text/csv", "application/json")[0])
+    body, kind = runtime.invoke(RecordSerializer().serialize(rows).read(), codecs.RECORDIO, "application/json")
+    assert kind == "application/json" and json.loads(body) == from_csv

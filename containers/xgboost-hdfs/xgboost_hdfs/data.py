@@ -180,6 +180,10 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
         dataset = _load_recordio(files)
     else:
         dataset = _load_feature_text(files, kind, csv_weights)
+        if csv_weights and kind == codecs.CSV and like is not None and dataset.features.shape[1] != like.features.shape[1]:
+            raise DataError(f"channel '{channel}' has {dataset.features.shape[1]} feature columns after the label and "
+                            f"the weight but train has {like.features.shape[1]}; with csv_weights=1 every CSV channel "
+                            "has each row's weight in its second column")
     if like is not None and (sp.issparse(dataset.features) or sp.issparse(like.features)):
         match_widths([], dataset, like)
     if not share.whole:
