@@ -201,6 +201,38 @@ def test_libsvm_base_is_one_decision_over_train_and_validation(hdfs_rows, tmp_pa
     assert _metadata(root)["libsvm_index_base"] == 0
 
 
+def test_libsvm_base_is_the_same_on_every_host(hdfs_rows, tmp_path):
+    """Two hosts' shares: one has only 1-based-looking rows, the other an index 0. Each host's decision
+    comes from what every host saw (Cluster.gather's contract: every host's value in rank order)."""
+    from xgboost_hdfs.data import settle_libsvm_base
+
+    shares = []
+    for rank, text in enumerate((_libsvm(hdfs_rows["train"][:100], 1), _libsvm(hdfs_rows["train"][100:200], 0, True))):
+        root = _tree(tmp_path / f"host-{rank}", {"train": ("t.libsvm", text)}, {"train": "libsvm"})
+        shares.append(_load_libsvm(root))
+    seen = []
+
+    def contribute(value):  # what this host sends; stop before deciding, as a host waits for the others
+        seen.append(value)
+        raise StopIteration
+
+    for dataset in shares:
+        with pytest.raises(StopIteration):
+            settle_libsvm_base(contribute, dataset)
+    for dataset in shares:
+        assert settle_libsvm_base(lambda value: seen, dataset) == 0 and dataset.index_base == 0
+    alone = _load_libsvm(tmp_path / "host-0")
+    assert settle_libsvm_base(lambda value: [value, [False, False]], alone) == 1  # another host with no libsvm
+    assert alone.features.shape[1] == shares[0].features.shape[1] - 1
+
+
+def _load_libsvm(root):
+    from xgboost_hdfs.data import load_channel
+    from xgboost_hdfs.logparse import TemplateMatcher
+
+    return load_channel(TrainingEnv.load(root), "train", TemplateMatcher())
+
+
 def test_recordio_channels_train_and_serve(hdfs_rows, tmp_path):
     """Dense records (write_numpy_to_dense_tensor; validation found by its magic, no ContentType) train the
     trees the same rows in CSV train; sparse ones (write_spmatrix_to_sparse_tensor) those libsvm trains,
