@@ -24,9 +24,12 @@ JSON = "application/json"
 JSONLINES = "application/jsonlines"
 LIBSVM = "text/libsvm"
 NPY = "application/x-npy"
+RECORDIO = "application/x-recordio-protobuf"  # the SDK's RecordSerializer (see recordio.py)
 TEXT = "text/plain"
 
 ALIASES = {
+    "csv": CSV,  # the short names SageMaker's built-in XGBoost takes (TrainingInput(content_type="libsvm"))
+    "libsvm": LIBSVM,
     "application/jsonl": JSONLINES,
     "application/x-jsonlines": JSONLINES,
     "application/json-lines": JSONLINES,
@@ -42,6 +45,17 @@ def media_type(header: str | None) -> str:
     """'Text/CSV; charset=utf-8' -> 'text/csv' (aliases folded)."""
     value = (header or "").split(";")[0].strip().lower()
     return ALIASES.get(value, value)
+
+
+def parameters(header: str | None) -> dict[str, str]:
+    """'text/csv; label_size=1; charset=utf-8' -> {'label_size': '1', 'charset': 'utf-8'} (names lower-case,
+    quotes removed)."""
+    found = {}
+    for part in (header or "").split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip():
+            found[name.strip().lower()] = value.strip().strip('"')
+    return found
 
 
 def _text(body: bytes) -> str:
@@ -245,10 +259,14 @@ def _is_record(row: dict, feature_names: Sequence[str] | None) -> bool:
 MAX_LIBSVM_WIDTH = 1 << 16  # a model without feature names: the widest row a request may make
 
 
-def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
-    """'[label] index:value ...' lines; indices are 0-based column numbers as in XGBoost.
+def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32,
+                  index_base: int | None = 0) -> np.ndarray:
+    """'[label] index:value ...' lines. A leading token without ':' is a label and is ignored.
+    Absent entries are missing (NaN).
 
-    A leading token without ':' is a label and is ignored. Absent entries are missing (NaN).
+    index_base: 0 (XGBoost's convention, our models trained on 0-based files), 1 (a model trained
+    on 1-based files: index 0 is refused), or None: 1-based when no row has index 0, as XGBoost and
+    SageMaker's built-in container guess (a model that says nothing, e.g. a built-in artifact).
     """
     _require_body(body)
     lines = [line for line in body_lines(body) if line.strip()]
@@ -264,17 +282,44 @@ def decode_libsvm(body: bytes, feature_names: Sequence[str] | None = None, dtype
                 raise RequestError(f"row {r}: {token!r} is not index:value")
             entries[int(index)] = _cell(value, r, int(index) + 1)
         parsed.append(entries)
+    base = index_base if index_base is not None else int(not any(0 in e for e in parsed))
+    if base:
+        for r, entries in enumerate(parsed, start=1):
+            if 0 in entries:
+                raise RequestError(f"row {r}: feature index 0 in a 1-based request: this model was trained on "
+                                   "1-based libsvm, whose first feature is index 1")
+        parsed = [{index - 1: value for index, value in e.items()} for e in parsed]
     width = len(feature_names) if feature_names else 1 + max((max(e) for e in parsed if e), default=-1)
     if width > MAX_LIBSVM_WIDTH:
-        raise RequestError(f"feature index {width - 1} is too large: rows would be {width} wide "
+        raise RequestError(f"feature index {width - 1 + base} is too large: rows would be {width} wide "
                            f"(at most {MAX_LIBSVM_WIDTH} without feature names in the model)")
     matrix = np.full((len(parsed), width), np.nan, dtype=dtype)
     for r, entries in enumerate(parsed):
         for index, value in entries.items():
             if index >= width:
-                raise RequestError(f"row {r + 1}: feature index {index} is out of range; the model has {width} features (0..{width - 1})")
+                raise RequestError(f"row {r + 1}: feature index {index + base} is out of range; the model has {width} "
+                                   f"features ({base}..{width - 1 + base}{', read 1-based' if base else ''})")
             matrix[r, index] = value
     return matrix
+
+
+def decode_recordio(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
+    """RecordIO-protobuf records (dense or sparse) as rows; a sparse record's absent keys are missing (NaN)."""
+    from . import recordio
+
+    _require_body(body)
+    try:
+        rows = recordio.read(body, dtype=dtype, width=len(feature_names) if feature_names else None).features
+    except recordio.RecordIOError as exc:
+        raise RequestError(f"{RECORDIO}: {exc}") from None
+    if not isinstance(rows, np.ndarray):  # sparse: absent entries are missing values
+        if rows.shape[1] > MAX_LIBSVM_WIDTH and not feature_names:
+            raise RequestError(f"sparse records {rows.shape[1]} wide: at most {MAX_LIBSVM_WIDTH} without "
+                               "feature names in the model")
+        dense = np.full(rows.shape, np.nan, dtype=dtype)
+        dense[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = rows.data
+        rows = dense
+    return rows
 
 
 def decode_npy(body: bytes, feature_names: Sequence[str] | None = None, dtype=np.float32) -> np.ndarray:
@@ -324,12 +369,14 @@ DECODERS: dict[str, Callable[..., np.ndarray]] = {
     JSONLINES: decode_jsonlines,
     LIBSVM: decode_libsvm,
     NPY: decode_npy,
+    RECORDIO: decode_recordio,
 }
 
 
 def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] | None = None,
-           dtype=np.float32) -> np.ndarray:
-    """A checked matrix of `dtype`; ModelRuntime.decode refuses one with no rows."""
+           dtype=np.float32, libsvm_index_base: int | None = 0) -> np.ndarray:
+    """A checked matrix of `dtype`; ModelRuntime.decode refuses one with no rows.
+    libsvm_index_base: how a libsvm body's indices count (see decode_libsvm)."""
     kind = media_type(content_type)
     decoder = DECODERS.get(kind)
     if decoder is None:
@@ -337,6 +384,8 @@ def decode(body: bytes, content_type: str | None, feature_names: Sequence[str] |
     if kind == CSV:  # each distinct line parsed and checked once, then every row in order
         rows = decode_csv_distinct(body, feature_names, dtype)
         return rows.values if rows.inverse is None else rows.values[rows.inverse]
+    if kind == LIBSVM:
+        return _usable(decode_libsvm(body, feature_names, dtype, libsvm_index_base))
     return _usable(decoder(body, feature_names, dtype))
 
 

@@ -1,6 +1,8 @@
-"""Training channels -> (features, labels): raw HDFS logs + anomaly_label.csv, CSV, libsvm or parquet.
+"""Training channels -> (features, labels): raw HDFS logs + anomaly_label.csv, CSV, libsvm, parquet or
+RecordIO-protobuf.
 
-The format comes from the channel's ContentType or, when absent, from the files themselves.
+The format comes from the channel's ContentType (the names SageMaker's built-in XGBoost takes, short
+ones included) or, when absent, from the files themselves.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from byoc import codecs, memory
+from byoc import codecs, memory, recordio
 from byoc.datafiles import is_parquet, read_parquet
 from byoc.errors import DataError, RequestError
 from byoc.training import GZIP_ERRORS, TrainingEnv, check_gzip, damaged_gzip, open_text
@@ -31,19 +33,26 @@ LABEL_FILE = "anomaly_label.csv"
 LABELS_CHANNEL = "labels"  # optional replicated channel for LABEL_FILE when the logs are sharded
 RAW_LOGS = "raw-logs"
 PARQUET = "parquet"
+RECORDIO = codecs.RECORDIO
 CONTENT_TYPES = {
     "text/csv": codecs.CSV,
+    "csv": codecs.CSV,
     "text/libsvm": codecs.LIBSVM,
     "text/x-libsvm": codecs.LIBSVM,
+    "libsvm": codecs.LIBSVM,
     "application/x-parquet": PARQUET,
     "application/parquet": PARQUET,
+    "parquet": PARQUET,
+    RECORDIO: RECORDIO,
     "text/plain": RAW_LOGS,
     "text/x-hdfs-log": RAW_LOGS,
 }
 # Bytes of memory per byte of input while training (the text, its lines, the matrix, XGBoost's copy),
 # from the peak use of real-data jobs (CSV: OOM-killed with 750 MiB for 100 MiB, fine with 900).
 # Raw logs are streamed and only per-block counts stay. libsvm is sparse: counted by its entries.
-MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, PARQUET: 3}
+# RecordIO: the file's bytes, 1.8x them while parsing (measured, recordio.py), the float32 matrix
+# and XGBoost's copy.
+MEMORY_FACTOR = {RAW_LOGS: 0.5, codecs.CSV: 9, PARQUET: 3, RECORDIO: 8}
 # XGBoost's own use in any job, whatever its input: its threads, first allocations and the modules
 # loaded as training starts (48 MiB measured in the container, for 300 KB of CSV or of libsvm).
 TRAINING_BASE = 48 * memory.MIB
@@ -60,6 +69,8 @@ class Dataset:
     report: dict = field(default_factory=dict)
     label_column: str | None = None  # parquet: the label's column name
     qid: np.ndarray | None = None  # libsvm 'qid:': each row's ranking query group
+    weights: np.ndarray | None = None  # CSV with csv_weights=1: the column after the label
+    index_base: int | None = None  # libsvm: 1 when the files were 1-based (see settle_libsvm_base)
 
 
 @dataclass(frozen=True)
@@ -112,12 +123,16 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path], label_files
                 f"channel '{channel}': ContentType {declared!r} is not supported; "
                 f"use one of {sorted(CONTENT_TYPES)}"
             )
+        _check_parameters(channel, env.input_data_config[channel]["ContentType"])
         return CONTENT_TYPES[declared]
     if any(f.name == LABEL_FILE for f in [*files, *label_files]):
         return RAW_LOGS
     first = files[0]
     if is_parquet(first):
         return PARQUET
+    with open(first, "rb") as probe:
+        if recordio.is_recordio(probe.read(4)):
+            return RECORDIO
     try:
         with open_text(first) as handle:
             line = handle.readline()
@@ -129,6 +144,14 @@ def detect_format(env: TrainingEnv, channel: str, files: list[Path], label_files
     if len(tokens) > 1 and all(":" in t for t in tokens[1:]) and "," not in line:
         return codecs.LIBSVM
     return codecs.CSV
+
+
+def _check_parameters(channel: str, content_type: str) -> None:
+    """label_size=1 (the label is one column, the first) is the only label size, as in the built-in."""
+    size = codecs.parameters(content_type).get("label_size")
+    if size is not None and size.strip() != "1":
+        raise DataError(f"channel '{channel}': ContentType {content_type!r}: label_size={size} is not supported; "
+                        "the label is the first column alone (label_size=1): drop the parameter or set it to 1")
 
 
 def memory_needed(env: TrainingEnv, channel: str) -> int:
@@ -146,10 +169,11 @@ def memory_needed(env: TrainingEnv, channel: str) -> int:
 
 
 def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, required: bool = True,
-                 like: Dataset | None = None, labels: LabelRule | None = None) -> Dataset | None:
+                 like: Dataset | None = None, labels: LabelRule | None = None, csv_weights: bool = False) -> Dataset | None:
     """A channel's rows; with `like` (the train channel, when loading validation) its columns are the
-    train channel's: parquet columns matched by name, libsvm widths made equal (both widened).
-    `labels`: which labels the objective takes (default: 0 or 1)."""
+    train channel's: parquet columns matched by name, sparse widths made equal (both widened).
+    `labels`: which labels the objective takes (default: 0 or 1). csv_weights: in CSV, the column
+    after the label is each row's instance weight."""
     labels = labels or BINARY_LABELS
     files = env.channel_files(channel, required=required)
     if not files:
@@ -164,13 +188,26 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
         files = files[share.rank::share.size]
         share = Share()
     like = like if like is not None and like.source == kind else None  # another format: train.py says so
-    dataset = _load_parquet(files, like, labels) if kind == PARQUET else _load_feature_text(files, kind, labels)
-    if like is not None and kind == codecs.LIBSVM:
+    if csv_weights and kind != codecs.CSV:
+        log.warning("channel '%s' is %s: csv_weights applies to CSV channels only, its rows are unweighted", channel, kind)
+    if kind == PARQUET:
+        dataset = _load_parquet(files, like, labels)
+    elif kind == RECORDIO:
+        dataset = _load_recordio(files, labels)
+    else:
+        dataset = _load_feature_text(files, kind, labels, csv_weights)
+        if csv_weights and kind == codecs.CSV and like is not None and dataset.features.shape[1] != like.features.shape[1]:
+            raise DataError(f"channel '{channel}' has {dataset.features.shape[1]} feature columns after the label and "
+                            f"the weight but train has {like.features.shape[1]}; with csv_weights=1 every CSV channel "
+                            "has each row's weight in its second column")
+    if like is not None and (sp.issparse(dataset.features) or sp.issparse(like.features)):
         match_widths([], dataset, like)
     if not share.whole:
         part = share.rows(len(dataset.labels))
         dataset.features, dataset.labels = dataset.features[part], dataset.labels[part]
         dataset.qid = dataset.qid[part] if dataset.qid is not None else None
+        if dataset.weights is not None:
+            dataset.weights = dataset.weights[part]
     if not share.whole or share.size > 1:
         log.info("channel '%s': this host (rank %d of %d) trains on %d rows", channel, share.rank, share.size,
                  len(dataset.labels))
@@ -180,7 +217,7 @@ def load_channel(env: TrainingEnv, channel: str, matcher: TemplateMatcher, requi
 def match_widths(widths: list[int], *datasets: Dataset | None) -> None:
     """Make sparse datasets as wide as the widest of them and of `widths` (each host's train width),
     widened with missing values; dense ones of different widths are an error."""
-    sparse = [d for d in datasets if d is not None and d.source == codecs.LIBSVM]
+    sparse = [d for d in datasets if d is not None and sp.issparse(d.features)]
     if sparse:
         width = max([*widths, *(d.features.shape[1] for d in sparse)])
         for dataset in sparse:
@@ -188,6 +225,27 @@ def match_widths(widths: list[int], *datasets: Dataset | None) -> None:
     elif len(set(widths)) > 1:
         raise DataError(f"the hosts' shares of the train channel have different widths {sorted(set(widths))}; "
                         "every training file needs the same columns")
+
+
+def settle_libsvm_base(gather, *datasets: Dataset | None) -> int | None:
+    """Whether this job's libsvm indices count from 1, decided once over every file of every channel on
+    every host (`gather`: Cluster.gather), as XGBoost guesses: 1-based when no row anywhere has index 0.
+    Then every column moves one to the left (no phantom column 0); a 0-based job is left alone.
+    Returns the base, also set on the datasets (None: no libsvm channel)."""
+    sets = [d for d in datasets if d is not None and d.source == codecs.LIBSVM]
+    seen = gather([bool(sets), any(bool((d.features.indices == 0).any()) for d in sets)])
+    if not any(has_libsvm for has_libsvm, _ in seen):
+        return None
+    base = 0 if any(has_zero for _, has_zero in seen) else 1
+    for dataset in sets:
+        if base:
+            rows, width = dataset.features.shape
+            dataset.features = sp.csr_matrix((dataset.features.data, dataset.features.indices - 1,
+                                               dataset.features.indptr), shape=(rows, max(width - 1, 1)))
+        dataset.index_base = base
+    log.info("libsvm indices are %d-based: %s", base, "no row of train or validation has index 0, so index 1 is the "
+             "first feature (column 0 of the model)" if base else "index 0 appears, so indices are the model's columns")
+    return base
 
 
 # Raw logs -------------------------------------------------------------------------------------
@@ -304,11 +362,11 @@ def _first_mention(logs: list[Path], block_id: str) -> str:
 
 # Ready features -------------------------------------------------------------------------------
 
-def _load_feature_text(files: list[Path], kind: str, rule: LabelRule) -> Dataset:
-    """CSV (label first, no header) or libsvm (label first, index:value)."""
+def _load_feature_text(files: list[Path], kind: str, rule: LabelRule, csv_weights: bool = False) -> Dataset:
+    """CSV (label first, then the weight with csv_weights, no header) or libsvm (label first, index:value)."""
     if kind == codecs.LIBSVM:
         return _load_libsvm(files, rule)
-    parts, labels = [], []
+    parts, labels, weights = [], [], []
     for path in files:
         try:
             with open_text(path) as handle:
@@ -321,17 +379,63 @@ def _load_feature_text(files: list[Path], kind: str, rule: LabelRule) -> Dataset
             matrix = codecs.decode_csv(body)
         except RequestError as exc:
             raise DataError(f"{path.name}: {exc}{_hint(str(exc))}") from None
-        label, features = matrix[:, 0], matrix[:, 1:]
-        _check_finite(features, path)
+        first = 2 if csv_weights else 1
+        if matrix.shape[1] <= first:
+            raise DataError(f"{path.name} has {matrix.shape[1]} column(s): no feature after the label"
+                            f"{' and the weight (csv_weights=1)' if csv_weights else ''}; add the feature columns")
+        label, features = matrix[:, 0], matrix[:, first:]
+        if csv_weights:
+            weights.append(_check_weights(matrix[:, 1], path))
+        _check_finite(features, path, offset=first + 1)
         parts.append((path, features))
         labels.append(_check_labels(label, path, rule))
     width = max(f.shape[1] for _, f in parts)
     for path, features in parts:
         if features.shape[1] != width:
-            raise DataError(f"{path.name} has {features.shape[1] + 1} columns but other files have {width + 1}; "
+            raise DataError(f"{path.name} has {features.shape[1] + first} columns but other files have {width + first}; "
                             "every training file needs the same columns")
     features = np.concatenate([f for _, f in parts])
-    return Dataset(features, np.concatenate(labels), [f"f{i}" for i in range(width)], kind)
+    return Dataset(features, np.concatenate(labels), [f"f{i}" for i in range(width)], kind,
+                   weights=np.concatenate(weights) if csv_weights else None)
+
+
+def _check_weights(weights: np.ndarray, path: Path) -> np.ndarray:
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        raise DataError(f"{path.name}: row {bad[0] + 1}: the weight (column 2, csv_weights=1) is {weights[bad[0]]}; "
+                        "an instance weight is a finite number >= 0")
+    return weights
+
+
+def _load_recordio(files: list[Path], rule: LabelRule) -> Dataset:
+    """Dense or sparse records as the SDK writes them, labels from each record's label; sparse files make
+    a CSR matrix (absent keys are missing values), 0-based as the SDK writes scipy's columns."""
+    parts = []
+    for path in files:
+        try:
+            rows = recordio.read(path.read_bytes(), labels=True)
+        except recordio.RecordIOError as exc:
+            raise DataError(f"{path.name}: {exc}") from None
+        values = rows.features.data if sp.issparse(rows.features) else rows.features
+        if np.isinf(values).any():
+            raise DataError(f"{path.name}: a feature value is infinite (or beyond float32); use a finite number")
+        parts.append((path, rows.features, _check_labels(rows.labels, path, rule, "the record's label")))
+    if any(sp.issparse(features) for _, features, _ in parts):
+        width = max(features.shape[1] for _, features, _ in parts)
+        if width > libsvm.MAX_FEATURES:
+            raise DataError(f"sparse records are {width:,} features wide: training takes at most "
+                            f"{libsvm.MAX_FEATURES:,} (keys 0..{libsvm.MAX_FEATURES - 1}); renumber the features densely")
+        memory.require(libsvm.width_memory(width), f"training on {width:,} sparse features (the records' shape)")
+        features = sp.vstack([_widened(sp.csr_matrix(f), width) for _, f, _ in parts], format="csr")
+    else:
+        width = parts[0][1].shape[1]
+        for path, f, _ in parts:
+            if f.shape[1] != width:
+                raise DataError(f"{path.name} has {f.shape[1]} features but {parts[0][0].name} has {width}; "
+                                "every training file needs the same features")
+        features = np.concatenate([f for _, f, _ in parts])
+    # No feature names, dense or sparse: a dense train channel and a sparse validation one go together.
+    return Dataset(features, np.concatenate([labels for _, _, labels in parts]), None, RECORDIO)
 
 
 def _load_libsvm(files: list[Path], rule: LabelRule) -> Dataset:
@@ -369,12 +473,12 @@ def _hint(problem: str) -> str:
     return "; every cell must be a number (an empty cell is a missing value): fix or remove that row"
 
 
-def _check_finite(features: np.ndarray, path: Path, names: list | None = None) -> None:
-    """XGBoost refuses infinity; NaN is a missing value and welcome."""
+def _check_finite(features: np.ndarray, path: Path, names: list | None = None, offset: int = 2) -> None:
+    """XGBoost refuses infinity; NaN is a missing value and welcome. offset: CSV's column of feature 0."""
     infinite = np.argwhere(np.isinf(features))
     if infinite.size:
         row, column = map(int, infinite[0])
-        where = f"column {names[column]!r}" if names else f"column {column + 2}"  # CSV: the label is column 1
+        where = f"column {names[column]!r}" if names else f"column {column + offset}"  # CSV: the label is column 1
         raise DataError(f"{path.name}: row {row + 1}, {where} is infinite; use a finite number, "
                         "or leave the value empty (NaN) for a missing value")
 

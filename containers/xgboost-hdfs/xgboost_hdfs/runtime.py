@@ -44,6 +44,9 @@ class Runtime(ModelRuntime):
         num_class = int(learner["learner_model_param"].get("num_class") or 0)
         self.answers = Answers.from_env(objective, self.threshold, num_class)
         self.csv_fields = self.answers.csv_fields
+        # libsvm requests count as training's files did; without metadata (a built-in artifact) each
+        # request is guessed as the built-in does: 1-based when no row has index 0.
+        self.libsvm_index_base = (self.metadata.get("libsvm_index_base") or 0) if self.metadata else None
         templates = self.metadata.get("templates")
         self.matcher = TemplateMatcher([tuple(t) for t in templates]) if templates else None
         self.count_body = BodyCounter(self.matcher) if self.matcher else None
@@ -66,11 +69,14 @@ class Runtime(ModelRuntime):
         """A feature matrix, a Distinct of one (CSV), or the BodyBlocks of raw log lines."""
         if content_type == codecs.CSV:  # rows score independently: each distinct row once
             return codecs.decode_csv_distinct(body, self.feature_names, self.dtype)
+        if content_type == codecs.LIBSVM:
+            return codecs.decode(body, content_type, self.feature_names, self.dtype, self.libsvm_index_base)
         if content_type != codecs.TEXT:
             return super().parse(body, content_type)
         if self.matcher is None or self.metadata.get("feature_source") != RAW_LOGS:
             raise UnsupportedMediaType("this model was trained on feature rows, not raw logs; "
-                                       "send text/csv, application/json, application/jsonlines or text/libsvm")
+                                       "send text/csv, application/json, application/jsonlines, text/libsvm, "
+                                       "application/x-npy or application/x-recordio-protobuf")
         if not body.strip():
             raise RequestError("empty request body: send at least one log line")
         try:

@@ -21,7 +21,7 @@ from byoc.training import TrainingEnv, stop_signal
 
 from . import checkpoints
 from . import evaluation as scoring
-from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed
+from .data import RAW_LOGS, Dataset, load_channel, match_widths, memory_needed, settle_libsvm_base
 from .distributed import Cluster
 from .evaluation import ScoreScale, best_f1_threshold, report
 from .logparse import TemplateMatcher, load_templates
@@ -164,6 +164,7 @@ HYPERPARAMETERS = [
     Param("prob_buffer_row", float, None, "removed from XGBoost: ignored", low=1.0, low_open=True),
     Param("collective_timeout", int, 900, "multi-instance jobs: seconds a host waits for the others", low=10),
     Param("checkpoint_frequency", int, 10, "with a checkpoint configuration: rounds between checkpoints", low=1, high=100000),
+    Param("csv_weights", int, 0, "1: in CSV channels the column after the label is each row's instance weight", choices=(0, 1)),
     Param("threshold", float, "auto", "binary objectives: decision threshold, a probability (for binary:logitraw too); auto = best F1 on the earlier half of the validation channel, within 0.05-0.95 (0.5 without one)", parse=_threshold, shows="float in [0, 1] or `auto`"),
 ]
 REMOVED = {"sketch_eps", "dsplit", "predictor", "lambda_bias", "single_precision_histogram",
@@ -311,8 +312,10 @@ def _load(env: TrainingEnv, hp: dict) -> tuple[Dataset, Dataset | None]:
     memory.require(memory_needed(env, "train") + memory_needed(env, "validation"),
                    "loading the train and validation channels")
     labels = label_rule(hp["objective"], hp["num_class"])
-    train_set = load_channel(env, "train", matcher, labels=labels)
-    validation = load_channel(env, "validation", matcher, required=False, like=train_set, labels=labels)
+    weighted = hp["csv_weights"] == 1
+    train_set = load_channel(env, "train", matcher, labels=labels, csv_weights=weighted)
+    validation = load_channel(env, "validation", matcher, required=False, like=train_set, labels=labels,
+                              csv_weights=weighted)
     _check_compatible(train_set, validation)
     if hp["early_stopping_rounds"] and validation is None and not hp["_kfold"]:
         raise DataError("early_stopping_rounds needs a 'validation' channel; add one, or leave early_stopping_rounds out")
@@ -324,7 +327,8 @@ def matrix(dataset: Dataset, objective: str) -> xgb.DMatrix:
         row = int(np.flatnonzero(np.diff(dataset.qid) < 0)[0]) + 2
         raise DataError(f"the libsvm rows' qid go down at row {row} ({dataset.qid[row - 2]} then {dataset.qid[row - 1]}): "
                         "XGBoost needs each query group's rows together, in increasing qid; sort the rows by qid")
-    data = xgb.DMatrix(dataset.features, dataset.labels, feature_names=dataset.feature_names, qid=dataset.qid)
+    data = xgb.DMatrix(dataset.features, dataset.labels, weight=dataset.weights, feature_names=dataset.feature_names,
+                       qid=dataset.qid)
     if objective == "survival:aft":  # one label column: every time observed (lower = upper bound)
         data.set_float_info("label_lower_bound", dataset.labels)
         data.set_float_info("label_upper_bound", dataset.labels)
@@ -378,6 +382,7 @@ def _train(env: TrainingEnv, hp: dict, cluster: Cluster) -> None:
         cluster.agree(problem)  # raises here, and on the other hosts in their agree(None)
         raise
     cluster.agree(None)
+    settle_libsvm_base(cluster.gather, train_set, validation)
     match_widths(cluster.gather(train_set.features.shape[1]), train_set, validation)
     positives, rows = cluster.total([train_set.labels.sum(), len(train_set.labels)])
     if binary and (positives == 0 or positives == rows):
@@ -537,6 +542,7 @@ def _save(env: TrainingEnv, booster: xgb.Booster, dataset: Dataset, hp: dict, sc
         "format": 1,
         "feature_names": dataset.feature_names,
         "feature_source": dataset.source,
+        "libsvm_index_base": dataset.index_base,  # serving reads libsvm requests the same way
         "templates": load_templates() if dataset.source == RAW_LOGS else None,
         "objective": RENAMED.get(hp["objective"], hp["objective"]),
         **({"num_class": hp["num_class"]} if hp["num_class"] else {}),
