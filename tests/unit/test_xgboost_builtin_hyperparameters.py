@@ -44,7 +44,7 @@ VALID = [
     ({"device": "cuda"}, {"device": "cpu"}), ({"max_cat_to_onehot": "4"}, {}), ({"max_cached_hist_node": "128"}, {}),
     ({"quantile_alpha": "0.9", "objective": "reg:quantileerror"}, {}),
     ({"huber_slope": "2", "objective": "reg:pseudohubererror"}, {}),
-    ({"_kfold": "3", "_num_cv_round": "2"}, {}), ({"_tuning_objective_metric": "validation:f1"}, {}),
+    ({"_kfold": "3", "_num_cv_round": "2"}, {}), ({"_tuning_objective_metric": "validation:f1"}, {}), ({"csv_weights": "1"}, {}),
     ({"eval_metric": "error@0.7,ndcg@5,map,aucpr,logloss,accuracy,balanced_accuracy,f1,f1_binary,precision,recall"}, {}),
     ({"objective": "multi:softprob", "num_class": "3", "eval_metric": "mlogloss,merror,f1_macro,precision_micro,recall_macro"}, {}),
     ({"objective": "reg:squarederror", "eval_metric": "rmse,mae,mse,r2,rmsle,mape,mphe"}, {}),
