@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any, Callable
 
 from .errors import UserError
 from .hyperparameters import unwrap
@@ -31,6 +32,19 @@ def program(hyperparameters: dict | None = None) -> str | None:
     """The user's entry point, or None for the built-in algorithm."""
     value = unwrap((hyperparameters or {}).get("sagemaker_program", "")) or os.environ.get("SAGEMAKER_PROGRAM", "")
     return value or None
+
+
+def entry_points(builtin_train: Callable[[TrainingEnv], None], builtin_runtime: Callable[[Any], Any],
+                 script_runtime: Callable[[Any], Any]) -> tuple[Callable, Callable]:
+    """An image's train(env) and Runtime(model_dir), as the core calls them: the user's script when
+    script mode is chosen (sagemaker_program / SAGEMAKER_PROGRAM), else the image's own algorithm."""
+    def image_train(env: TrainingEnv) -> None:
+        (train if program(env.hyperparameters) else builtin_train)(env)
+
+    def image_runtime(model_dir):
+        return (script_runtime if program() else builtin_runtime)(model_dir)
+
+    return image_train, image_runtime
 
 
 def fetch_code(source: str | None, destination: str) -> Path:

@@ -5,23 +5,11 @@ scikit-learn container."""
 from __future__ import annotations
 
 from byoc import script_mode
-from byoc.training import TrainingEnv
 
 from .runtime import BuiltinRuntime
+from .script_defaults import SklearnScriptRuntime
+from .train import train as train_builtin
 
+__all__ = ["Runtime", "train"]
 
-def train(env: TrainingEnv) -> None:
-    if script_mode.program(env.hyperparameters):
-        script_mode.train(env)
-    else:
-        from .train import train as train_builtin
-
-        train_builtin(env)
-
-
-def Runtime(model_dir):  # noqa: N802 - the serving core calls it like a class
-    if script_mode.program():
-        from .script_defaults import SklearnScriptRuntime
-
-        return SklearnScriptRuntime(model_dir)
-    return BuiltinRuntime(model_dir)
+train, Runtime = script_mode.entry_points(train_builtin, BuiltinRuntime, SklearnScriptRuntime)

@@ -8,21 +8,9 @@ as in SageMaker's XGBoost container.
 from byoc import script_mode
 
 from .runtime import Runtime as BuiltinRuntime
+from .script_defaults import XGBoostScriptRuntime
 from .train import train as train_builtin
 
 __all__ = ["Runtime", "train"]
 
-
-def train(env) -> None:
-    if script_mode.program(env.hyperparameters):
-        script_mode.train(env)
-    else:
-        train_builtin(env)
-
-
-def Runtime(model_dir):  # noqa: N802 - the serving core calls it like a class
-    if script_mode.program():
-        from .script_defaults import XGBoostScriptRuntime
-
-        return XGBoostScriptRuntime(model_dir)
-    return BuiltinRuntime(model_dir)
+train, Runtime = script_mode.entry_points(train_builtin, BuiltinRuntime, XGBoostScriptRuntime)
