@@ -55,6 +55,16 @@ def write_config(root: Path, hyperparameters: dict | None = None, content_types:
         (root / sub).mkdir(parents=True, exist_ok=True)
 
 
+def write_job(root: Path, files: dict, content_types: dict, hyperparameters: dict | None = None) -> Path:
+    """A training tree from {channel: (file name, bytes or text)}, with the channels' ContentTypes."""
+    for name, (filename, data) in files.items():
+        folder = root / "input" / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / filename).write_bytes(data if isinstance(data, bytes) else data.encode())
+    write_config(root, hyperparameters, content_types, channels=tuple(files))
+    return root
+
+
 def hdfs_raw(root: Path, fraction: float = TRAIN_FRACTION) -> None:
     """Each channel gets its blocks' log lines (gzip) and their labels; a line naming blocks on
     both sides of the split keeps only each side's block ids."""

@@ -144,12 +144,7 @@ def _libsvm(rows: np.ndarray, base: int, first_always: bool = False) -> str:
 
 
 def _tree(root, files: dict, content_types: dict, hyperparameters=None):
-    for name, (filename, data) in files.items():
-        folder = root / "input" / "data" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / filename).write_bytes(data if isinstance(data, bytes) else data.encode())
-    opt_ml.write_config(root, {"num_round": 20, **(hyperparameters or {})}, content_types, channels=tuple(files))
-    return root
+    return opt_ml.write_job(root, files, content_types, {"num_round": 20, **(hyperparameters or {})})
 
 
 def _metadata(root) -> dict:
