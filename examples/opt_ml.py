@@ -109,6 +109,15 @@ def hdfs_csv(root: Path, fraction: float = TRAIN_FRACTION) -> None:
     write_config(root, content_types={"train": "text/csv", "validation": "text/csv"})
 
 
+def hdfs_csv_rows(root: Path) -> dict:
+    """hdfs_csv's train and validation files, read back: {channel: float32 rows, label first}."""
+    import numpy as np
+
+    hdfs_csv(root)
+    return {name: np.loadtxt(root / "input" / "data" / name / "features.csv", delimiter=",", dtype=np.float32)
+            for name in ("train", "validation")}
+
+
 def prtg_raw(root: Path, fraction: float = TRAIN_FRACTION) -> None:
     """The sensor file as it is: the image builds features and holds out the latest 25 %."""
     folder = root / "input" / "data" / "train"

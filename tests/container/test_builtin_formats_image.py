@@ -24,10 +24,7 @@ RECORDIO = "application/x-recordio-protobuf"
 
 @pytest.fixture(scope="module")
 def hdfs_rows(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("hdfs-csv")
-    opt_ml.hdfs_csv(root)
-    return {name: np.loadtxt(root / "input" / "data" / name / "features.csv", delimiter=",", dtype=np.float32)
-            for name in ("train", "validation")}
+    return opt_ml.hdfs_csv_rows(tmp_path_factory.mktemp("hdfs-csv"))
 
 
 def _libsvm(rows, base: int) -> str:

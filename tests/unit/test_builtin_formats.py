@@ -130,10 +130,7 @@ def test_recordio_requests_dense_and_sparse():
 
 @pytest.fixture(scope="module")
 def hdfs_rows(tmp_path_factory, shared_data):
-    root = tmp_path_factory.mktemp("hdfs-csv")
-    opt_ml.hdfs_csv(root)
-    return {name: np.loadtxt(root / "input" / "data" / name / "features.csv", delimiter=",", dtype=np.float32)
-            for name in ("train", "validation")}
+    return opt_ml.hdfs_csv_rows(tmp_path_factory.mktemp("hdfs-csv"))
 
 
 def _libsvm(rows: np.ndarray, base: int, first_always: bool = False) -> str:
